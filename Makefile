@@ -1,0 +1,45 @@
+# nnopt: `make demo` sets everything up and runs an example; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SOURCES := $(shell find compiler dialects passes backends -name '*.py' -o -name '*.lark' -o -name '*.toml' 2>/dev/null)
+STAMP := $(VENV)/.nnopt-installed
+
+.PHONY: all demo test lint typecheck unit lit bench clean
+
+all: test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# (Re)install when pyproject.toml or any source file changes; strict editable mode
+# links every module, so mypy and the tools see exactly the `nnopt.*` package.
+$(STAMP): pyproject.toml $(SOURCES) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,peers]' --config-settings editable_mode=strict
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/nnopt-opt examples/demo.mlir --pass-pipeline='builtin.module(canonicalize,cse)'
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy -p nnopt.compiler -p nnopt.dialects -p nnopt.passes -p nnopt.backends
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n auto 2>/dev/null || $(BIN)/python -m pytest
+
+lit: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/lit -q tests/filecheck
+
+test: lint typecheck
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""nnopt's drivers, frontends, importers and targets (the ``nnopt`` and ``nnopt-opt`` commands)."""

@@ -1,0 +1,6 @@
+"""Subcommands of ``nnopt``; each module defines ``add_parser(subparsers)`` and ``run(args)``."""
+
+from __future__ import annotations
+
+COMMANDS: dict[str, str] = {}
+"""Subcommand name -> module under `nnopt.compiler.commands` (imported only when used)."""

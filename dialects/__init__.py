@@ -1,0 +1,1 @@
+"""nnopt's dialects: `nn` (tensor graphs) and `quant` (MLIR-compatible quantized types)."""

@@ -1,0 +1,1 @@
+"""Analyses over `nn` graphs (lifetimes, cost model)."""

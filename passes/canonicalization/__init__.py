@@ -1,0 +1,1 @@
+"""Canonicalization patterns of nnopt's dialects, used by xDSL's `canonicalize` pass."""

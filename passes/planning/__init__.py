@@ -1,0 +1,1 @@
+"""Memory planners (arena packing)."""
