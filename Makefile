@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SOURCES := $(shell find compiler dialects passes backends -name '*.py' -o -name '*.lark' -o -name '*.toml' 2>/dev/null)
+SOURCES := $(shell find compiler dialects passes backends testing -name '*.py' -o -name '*.lark' -o -name '*.toml' 2>/dev/null)
 STAMP := $(VENV)/.nnopt-installed
 
 .PHONY: all demo test lint typecheck unit lit bench clean
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy -p nnopt.compiler -p nnopt.dialects -p nnopt.passes -p nnopt.backends
+	$(BIN)/mypy -p nnopt.compiler -p nnopt.dialects -p nnopt.passes -p nnopt.backends -p nnopt.testing
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n auto 2>/dev/null || $(BIN)/python -m pytest

@@ -8,6 +8,7 @@ pipeline given as ``--pass-pipeline='builtin.module(a,b{k=v})'`` or
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from io import StringIO
@@ -61,12 +62,32 @@ def build_pipeline(registry: Registry, spec: str) -> list[ModulePass]:
         try:
             passes.append(cls.from_pass_spec(arg_spec))
         except (ValueError, TypeError) as exc:
-            options = (
-                ", ".join(f"{info.name}: {info.expected_type}" for info in get_pass_option_infos(cls))
-                or "none"
-            )
-            raise UserError(f"pass '{arg_spec.name}': {exc}; accepted options: {options}") from None
+            raise UserError(
+                f"pass '{arg_spec.name}': {_option_problem(str(exc))}; accepted options: {_options(cls)}"
+            ) from None
     return passes
+
+
+def _options(cls: type[ModulePass]) -> str:
+    """`name: type = default` for every option of a pass."""
+    parts = []
+    for info in get_pass_option_infos(cls):
+        text = f"{info.name}: {info.expected_type.replace(chr(39), '')}"
+        if info.default_value is not None:
+            text += f" = {info.default_value}"
+        parts.append(text)
+    return ", ".join(parts) or "none"
+
+
+_INCOMPATIBLE = re.compile(r"Incompatible types: given \((.*?),?\), expected <class '(\w+)'>")
+
+
+def _option_problem(message: str) -> str:
+    """xDSL's option errors, reworded for users."""
+    match = _INCOMPATIBLE.search(message)
+    if match:
+        return f"expected a {match.group(2)} value, got {match.group(1)}"
+    return message
 
 
 class NNOptMain(xDSLOptMain):
