@@ -636,3 +636,13 @@ def test_weights_file_that_is_not_an_npz(tmp_path: Path) -> None:
     (tmp_path / "w.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(UserError, match="cannot read weights file"):
         load_model(str(path))
+
+
+@pytest.mark.parametrize("doc", ["docs/nn-format.md", "README.md"])
+def test_documented_models_lower(doc: str) -> None:
+    blocks = [b for b in (ROOT / doc).read_text().split("```")[1::2] if "\noutput " in b and "input " in b]
+    assert blocks, f"{doc} shows no .nn model"
+    for block in blocks:
+        body = block.split("\n", 1)[1]  # drop the fence's language tag
+        graph = graph_of(lower(body, "doc.nn"))
+        assert graph.output_names() == ["probs"]
