@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml $(SOURCES) | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/nnopt-opt examples/demo.mlir --pass-pipeline='builtin.module(canonicalize,cse)'
+	@mkdir -p out
+	$(BIN)/nnopt-opt examples/models/kws_dscnn.nn --pass-pipeline='builtin.module(canonicalize,cse)' -o out/kws_dscnn.mlir
+	$(BIN)/nnopt run out/kws_dscnn.mlir --seed 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,3 +4,5 @@ from __future__ import annotations
 
 COMMANDS: dict[str, str] = {}
 """Subcommand name -> module under `nnopt.compiler.commands` (imported only when used)."""
+
+COMMANDS["run"] = "run"
