@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SOURCES := $(shell find compiler dialects passes backends testing -name '*.py' -o -name '*.lark' -o -name '*.toml' 2>/dev/null)
+SOURCES := $(shell find compiler dialects passes backends testing -name '*.py' -o -name '*.lark' -o -name '*.toml' -o -name '*.c' 2>/dev/null)
 STAMP := $(VENV)/.nnopt-installed
 
 .PHONY: all demo test lint typecheck unit lit bench clean

@@ -33,6 +33,7 @@ from xdsl.dialects.builtin import (
     DictionaryAttr,
     FloatAttr,
     FunctionType,
+    IntAttr,
     IntegerAttr,
     IntegerType,
     StringAttr,
@@ -42,11 +43,12 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.dialects.utils import parse_func_op_like, print_func_op_like
-from xdsl.ir import Attribute, Block, Dialect, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Block, Dialect, Operation, ParametrizedAttribute, Region, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
     base,
+    irdl_attr_definition,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
@@ -57,7 +59,7 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
-from xdsl.parser import Parser
+from xdsl.parser import AttrParser, Parser
 from xdsl.pattern_rewriter import RewritePattern
 from xdsl.printer import Printer
 from xdsl.traits import (
@@ -324,6 +326,268 @@ _STD_FORMAT = "operands attr-dict `:` functional-type(operands, results)"
 
 
 # --------------------------------------------------------------------------
+# Buffer level: buffers, places of values in buffers, arenas
+# --------------------------------------------------------------------------
+
+BUFFERS_KEY = "nn.buffers"
+"""Graph attribute: dictionary of buffer name -> `#nn.buffer<...>` (added by nn-bufferize)."""
+PLACE_KEY = "nn.place"
+"""Op attribute (its result) or graph argument attribute: the value's `#nn.place<...>`."""
+SCRATCH_KEY = "nn.scratch"
+"""Op attribute: the `#nn.place<...>` of the op's scratch memory."""
+ARENAS_KEY = "nn.arenas"
+"""Graph attribute: dictionary of memory space -> arena size in bytes (added by nn-plan-arena)."""
+VARIABLE_KEY = "nn.variable"
+"""Graph argument attribute: a state tensor, live for the whole graph and kept between runs."""
+
+BUFFER_KINDS = ("activation", "input", "output", "scratch", "variable", "overlay")
+
+
+def element_bytes(elem: Attribute) -> int:
+    """Bytes of one element of a tensor element type."""
+    if isinstance(elem, UniformQuantizedType):
+        return elem.width // 8
+    width = getattr(elem, "bitwidth", None)
+    if isinstance(width, int):
+        return max(1, width // 8)
+    int_width = getattr(elem, "width", None)
+    if isinstance(int_width, IntAttr):
+        return max(1, int_width.data // 8)
+    raise VerifyException(f"element type {elem} has no byte size")
+
+
+def tensor_bytes(t: Attribute | SSAValue) -> int:
+    """Bytes of a tensor stored contiguously."""
+    tt = tensor_type(t)
+    return num_elements(tt.get_shape()) * element_bytes(tt.get_element_type())
+
+
+@irdl_attr_definition
+class BufferAttr(ParametrizedAttribute):
+    """A buffer: ``#nn.buffer<size = 4608, align = 16, kind = activation>``.
+
+    After memory planning it also names its memory space and byte offset in
+    that space's arena: ``#nn.buffer<size = 4608, align = 16, kind = activation,
+    space = sram, offset = 1024>``.
+    """
+
+    name = "nn.buffer"
+
+    size: IntAttr
+    align: IntAttr
+    kind: StringAttr
+    space: StringAttr
+    offset: IntAttr
+
+    def __init__(
+        self, size: int, align: int = 16, kind: str = "activation", space: str = "", offset: int = -1
+    ) -> None:
+        super().__init__(IntAttr(size), IntAttr(align), StringAttr(kind), StringAttr(space), IntAttr(offset))
+
+    @property
+    def planned(self) -> bool:
+        """True once the buffer has a space and an offset."""
+        return self.offset.data >= 0
+
+    def with_plan(self, space: str, offset: int) -> BufferAttr:
+        """The same buffer placed at `offset` in `space`."""
+        return BufferAttr(self.size.data, self.align.data, self.kind.data, space, offset)
+
+    def verify(self) -> None:
+        if self.size.data <= 0:
+            raise VerifyException(f"nn.buffer: size must be positive, got {self.size.data}")
+        a = self.align.data
+        if a <= 0 or a & (a - 1):
+            raise VerifyException(f"nn.buffer: alignment must be a power of two, got {a}")
+        if self.kind.data not in BUFFER_KINDS:
+            raise VerifyException(
+                f"nn.buffer: kind must be one of {', '.join(BUFFER_KINDS)}, got '{self.kind.data}'"
+            )
+        if self.offset.data >= 0 and (not self.space.data or self.offset.data % a):
+            raise VerifyException(
+                f"nn.buffer: a planned buffer needs a space and an offset aligned to {a}, got "
+                f"space '{self.space.data}' offset {self.offset.data}"
+            )
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        fields: dict[str, int | str] = {"align": 16, "kind": "activation", "space": "", "offset": -1}
+        with parser.in_angle_brackets():
+            while True:
+                key = parser.parse_identifier("(size, align, kind, space or offset)")
+                parser.parse_punctuation("=")
+                if key in ("size", "align", "offset"):
+                    fields[key] = parser.parse_integer(allow_boolean=False)
+                elif key in ("kind", "space"):
+                    text = parser.parse_optional_str_literal()
+                    fields[key] = text if text is not None else parser.parse_identifier()
+                else:
+                    parser.raise_error(f"unknown nn.buffer field '{key}' (size, align, kind, space, offset)")
+                if parser.parse_optional_punctuation(",") is None:
+                    break
+        if "size" not in fields:
+            parser.raise_error("nn.buffer needs a size")
+        return (
+            IntAttr(int(fields["size"])),
+            IntAttr(int(fields["align"])),
+            StringAttr(str(fields["kind"])),
+            StringAttr(str(fields["space"])),
+            IntAttr(int(fields["offset"])),
+        )
+
+    def print_parameters(self, printer: Printer) -> None:
+        text = f"<size = {self.size.data}, align = {self.align.data}, kind = {self.kind.data}"
+        if self.space.data:
+            text += f", space = {self.space.data}"
+        if self.offset.data >= 0:
+            text += f", offset = {self.offset.data}"
+        printer.print_string(text + ">")
+
+
+@irdl_attr_definition
+class PlaceAttr(ParametrizedAttribute):
+    """Where a value lives: ``#nn.place<"b3">``, ``#nn.place<"b3" + 64>`` (byte offset in the
+    buffer) or ``#nn.place<"b3" + 64, strides = [2304, 144, 48, 1]>`` (element strides, e.g. a
+    slice of a concatenation written in place). Without strides the value is row-major contiguous.
+    """
+
+    name = "nn.place"
+
+    buffer: StringAttr
+    offset: IntAttr
+    strides: ArrayAttr[IntAttr]
+
+    def __init__(self, buffer: str, offset: int = 0, strides: Sequence[int] = ()) -> None:
+        super().__init__(StringAttr(buffer), IntAttr(offset), ArrayAttr([IntAttr(s) for s in strides]))
+
+    @property
+    def stride_values(self) -> tuple[int, ...]:
+        """Element strides (empty when contiguous)."""
+        return tuple(s.data for s in self.strides.data)
+
+    def extent(self, t: Attribute | SSAValue) -> int:
+        """Bytes from the buffer start to one past the last byte of a value of type `t`."""
+        tt = tensor_type(t)
+        shape = tt.get_shape()
+        eb = element_bytes(tt.get_element_type())
+        if not self.strides.data:
+            return self.offset.data + num_elements(shape) * eb
+        if num_elements(shape) == 0:
+            return self.offset.data
+        last = sum((d - 1) * s for d, s in zip(shape, self.stride_values, strict=True))
+        return self.offset.data + (last + 1) * eb
+
+    def verify(self) -> None:
+        if self.offset.data < 0:
+            raise VerifyException(f"nn.place: offset must be non-negative, got {self.offset.data}")
+        if any(s.data < 0 for s in self.strides.data):
+            raise VerifyException("nn.place: strides must be non-negative")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        strides: list[int] = []
+        offset = 0
+        with parser.in_angle_brackets():
+            buffer = parser.parse_str_literal("(buffer name)")
+            if parser.parse_optional_punctuation("+") is not None:
+                offset = parser.parse_integer(allow_boolean=False, allow_negative=False)
+            if parser.parse_optional_punctuation(",") is not None:
+                parser.parse_keyword("strides")
+                parser.parse_punctuation("=")
+                strides = parser.parse_comma_separated_list(
+                    parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False)
+                )
+        return (StringAttr(buffer), IntAttr(offset), ArrayAttr([IntAttr(v) for v in strides]))
+
+    def print_parameters(self, printer: Printer) -> None:
+        text = f'<"{self.buffer.data}"'
+        if self.offset.data:
+            text += f" + {self.offset.data}"
+        if self.strides.data:
+            text += f", strides = [{', '.join(str(v) for v in self.stride_values)}]"
+        printer.print_string(text + ">")
+
+
+def value_place(value: SSAValue) -> PlaceAttr | None:
+    """The `#nn.place` of an activation value (op result or graph input), if bufferized."""
+    from xdsl.ir import BlockArgument, OpResult
+
+    if isinstance(value, OpResult):
+        place = value.op.attributes.get(PLACE_KEY)
+        return place if isinstance(place, PlaceAttr) else None
+    if isinstance(value, BlockArgument):
+        graph = value.block.parent_op()
+        if (
+            isinstance(graph, GraphOp)
+            and graph.arg_attrs is not None
+            and value.index < len(graph.arg_attrs.data)
+        ):
+            place = graph.arg_attrs.data[value.index].data.get(PLACE_KEY)
+            return place if isinstance(place, PlaceAttr) else None
+    return None
+
+
+def graph_buffers(graph: GraphOp) -> dict[str, BufferAttr]:
+    """The buffers of a bufferized graph, by name (empty before nn-bufferize)."""
+    attr = graph.attributes.get(BUFFERS_KEY)
+    if not isinstance(attr, DictionaryAttr):
+        return {}
+    return {k: v for k, v in attr.data.items() if isinstance(v, BufferAttr)}
+
+
+def graph_arenas(graph: GraphOp) -> dict[str, int]:
+    """Arena size per memory space of a planned graph (empty before nn-plan-arena)."""
+    attr = graph.attributes.get(ARENAS_KEY)
+    if not isinstance(attr, DictionaryAttr):
+        return {}
+    return {k: v.value.data for k, v in attr.data.items() if isinstance(v, IntegerAttr)}
+
+
+def _verify_buffer_level(graph: GraphOp) -> None:
+    buffers = graph_buffers(graph)
+    if BUFFERS_KEY in graph.attributes and not isinstance(graph.attributes[BUFFERS_KEY], DictionaryAttr):
+        raise VerifyException(f"{BUFFERS_KEY} must be a dictionary of #nn.buffer")
+    arenas = graph_arenas(graph)
+    values: list[tuple[SSAValue, str]] = [(a, f"input {i}") for i, a in enumerate(graph.block.args)]
+    for op in graph.block.ops:
+        if PLACE_KEY in op.attributes and len(op.results) == 1:
+            values.append((op.results[0], f"result of {op.name}"))
+        scratch = op.attributes.get(SCRATCH_KEY)
+        if scratch is not None and (not isinstance(scratch, PlaceAttr) or scratch.buffer.data not in buffers):
+            raise VerifyException(f"{op.name}: {SCRATCH_KEY} names no buffer of the graph")
+    for value, what in values:
+        place = value_place(value)
+        if place is None:
+            continue
+        if not buffers:
+            raise VerifyException(f"{what} has a place but the graph has no {BUFFERS_KEY}")
+        buf = buffers.get(place.buffer.data)
+        if buf is None:
+            raise VerifyException(f"{what} is placed in unknown buffer '{place.buffer.data}'")
+        if place.strides.data and len(place.strides.data) != len(shape_of(value)):
+            raise VerifyException(
+                f"{what}: {len(place.strides.data)} strides for rank {len(shape_of(value))}"
+            )
+        if place.extent(value) > buf.size.data:
+            raise VerifyException(
+                f"{what} ({value.type}) at {place} needs {place.extent(value)} bytes of buffer "
+                f"'{place.buffer.data}', which has {buf.size.data}"
+            )
+    for name, buf in buffers.items():
+        if buf.planned:
+            size = arenas.get(buf.space.data)
+            if size is None:
+                raise VerifyException(
+                    f"buffer '{name}' is planned in space '{buf.space.data}', which has no arena"
+                )
+            if buf.offset.data + buf.size.data > size:
+                raise VerifyException(
+                    f"buffer '{name}' ends at byte {buf.offset.data + buf.size.data}, beyond the "
+                    f"{size}-byte '{buf.space.data}' arena"
+                )
+
+
+# --------------------------------------------------------------------------
 # Graph structure
 # --------------------------------------------------------------------------
 
@@ -447,6 +711,7 @@ class GraphOp(IRDLOperation):
         ):
             if attrs is not None and len(attrs.data) != n:
                 raise VerifyException(f"{what} has {len(attrs.data)} entries for {n} values")
+        _verify_buffer_level(self)
 
     @classmethod
     def parse(cls, parser: Parser) -> GraphOp:
@@ -1230,5 +1495,5 @@ NN = Dialect(
         QuantizeOp,
         DequantizeOp,
     ],
-    [],
+    [BufferAttr, PlaceAttr],
 )

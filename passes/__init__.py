@@ -7,6 +7,28 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 
+def _bufferize() -> type[ModulePass]:
+    from nnopt.passes.bufferize import BufferizePass
+
+    return BufferizePass
+
+
+def _lifetimes() -> type[ModulePass]:
+    from nnopt.passes.lifetimes import LifetimesPass
+
+    return LifetimesPass
+
+
+def _plan_arena() -> type[ModulePass]:
+    from nnopt.passes.plan_arena import PlanArenaPass
+
+    return PlanArenaPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Name -> factory for every nnopt pass; factories import their module on first use."""
-    return {}
+    return {
+        "nn-bufferize": _bufferize,
+        "nn-lifetimes": _lifetimes,
+        "nn-plan-arena": _plan_arena,
+    }

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from xdsl.dialects.builtin import (
     BytesAttr,
     DenseIntOrFPElementsAttr,
+    Float32Type,
     FloatAttr,
     IntegerAttr,
     IntegerType,
@@ -140,10 +141,8 @@ class _Builder:
         return self.act_type(params[4], params[5]) if self.spec.quantized else f32
 
     def const(self, data: np.ndarray, result_type: Attribute | None = None) -> SSAValue:
-        if data.dtype == np.float32:
-            vtype = TensorType(f32, data.shape)
-        else:
-            vtype = TensorType(IntegerType(data.dtype.itemsize * 8), data.shape)
+        elem: Float32Type | IntegerType = f32 if data.dtype == np.float32 else IntegerType(data.dtype.itemsize * 8)
+        vtype = TensorType(elem, data.shape)
         attr = DenseIntOrFPElementsAttr(vtype, BytesAttr(np.ascontiguousarray(data).tobytes()))
         op = nn.ConstOp(attr, result_type)
         self.ops.append(op)
@@ -159,11 +158,11 @@ class _Builder:
         assert isinstance(in_elem, UniformQuantizedType)
         scales = [float(s) for s in self.rng.uniform(0.005, 0.05, channels)]
         wq = UniformQuantizedType(scales=scales, axis=axis, storage_min=-127)
-        w = self.rng.integers(-127, 128, shape, dtype=np.int8)
+        wi = self.rng.integers(-127, 128, shape, dtype=np.int8)
         bscales = [in_elem.scale * s for s in scales]
         bq = UniformQuantizedType(width=32, scales=bscales, axis=0)
-        b = self.rng.integers(-500, 500, (channels,), dtype=np.int32)
-        return self.const(w, TensorType(wq, shape)), self.const(b, TensorType(bq, (channels,)))
+        bi = self.rng.integers(-500, 500, (channels,), dtype=np.int32)
+        return self.const(wi, TensorType(wq, shape)), self.const(bi, TensorType(bq, (channels,)))
 
     def emit(self, op: Operation, operands: Sequence[_Value]) -> None:
         self.ops.append(op)
@@ -214,7 +213,7 @@ class _Builder:
         pads = nn.resolve_padding(props["padding"], x.shape[1:3], kernel, nn.ints(props["strides"]))  # type: ignore[arg-type]
         oh, ow = nn.window_output_hw(x.shape[1:3], kernel, nn.ints(props["strides"]), (1, 1), pads)  # type: ignore[arg-type]
         out = TensorType(self.out_elem(p), (1, oh, ow, cout))
-        operands = [x.ssa, w, []] if p[1] % 4 == 3 else [x.ssa, w, [b]]
+        operands: list[SSAValue | list[SSAValue]] = [x.ssa, w, []] if p[1] % 4 == 3 else [x.ssa, w, [b]]
         self.emit(nn.Conv2DOp(operands=operands, result_types=[out], properties=props), [x])
 
     def _depthwise_conv2d(self, x: _Value, layer: LayerSpec, p: Sequence[int]) -> None:
@@ -351,7 +350,7 @@ class _Builder:
         k = x.shape[-1]
         w, b = self.weights((units, k), 0, x.elem)
         out = TensorType(self.out_elem(p), (x.shape[0], units))
-        operands = [x.ssa, w, []] if p[1] % 4 == 3 else [x.ssa, w, [b]]
+        operands: list[SSAValue | list[SSAValue]] = [x.ssa, w, []] if p[1] % 4 == 3 else [x.ssa, w, [b]]
         props = {"fused_activation": StringAttr(("none", "relu")[p[2] % 2])}
         self.emit(nn.FullyConnectedOp(operands=operands, result_types=[out], properties=props), [x])
 
