@@ -23,9 +23,10 @@ diff = sub(a, b, activation=relu)
 output file, diff
 """
 
-QUANTIZED = """nn.graph @q(%x: tensor<2x3x!quant.uniform<i8:f32, 0.5:-1>> {nn.name = "x"}) -> (tensor<2x3xf32> {nn.name = "y"}) {
+QUANTIZED = """nn.graph @q(%x: tensor<2x3x!quant.uniform<i8:f32, 0.5:-1>> {nn.name = "x"}) -> (tensor<2x3xf32> {nn.name = "y"}, tensor<1x3x!quant.uniform<i8:f32, 0.5:-1>> {nn.name = "row"}) {
   %y = nn.dequantize %x : (tensor<2x3x!quant.uniform<i8:f32, 0.5:-1>>) -> tensor<2x3xf32>
-  nn.output %y : tensor<2x3xf32>
+  %row = nn.mean %x {axes = array<i64: 0>, keep_dims} : (tensor<2x3x!quant.uniform<i8:f32, 0.5:-1>>) -> tensor<1x3x!quant.uniform<i8:f32, 0.5:-1>>
+  nn.output %y, %row : tensor<2x3xf32>, tensor<1x3x!quant.uniform<i8:f32, 0.5:-1>>
 }
 """
 
@@ -136,12 +137,19 @@ def test_single_input_bare_npy_and_npy_output(tmp_path: Path) -> None:
 def test_quantized_inputs_are_seeded_storage_integers(tmp_path: Path) -> None:
     model = tmp_path / "q.mlir"
     model.write_text(QUANTIZED)
-    result = nnopt_run(str(model), "--seed", "3", "--dump-dir", "dump", "-o", "y.npy", cwd=tmp_path)
+    result = nnopt_run(str(model), "--seed", "3", "--dump-dir", "dump", "-o", "out.npz", cwd=tmp_path)
     assert result.code == 0, result.err
     assert "input  x: i8[2, 3] !quant.uniform<i8:f32, 0.5:-1> <- random (seed 3)" in result.out
     x = np.load(tmp_path / "dump" / "0000_x.npy")
     assert x.dtype == np.int8
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), 0.5 * (x.astype(np.float32) + 1))
+    saved = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(saved["y"], 0.5 * (x.astype(np.float32) + 1))
+    # A quantized output is saved as storage integers and also summarised as real values.
+    row = saved["row"]
+    assert row.dtype == np.int8 and row.shape == (1, 3)
+    real = 0.5 * (row.astype(np.float64) + 1)
+    line = next(line for line in result.out.splitlines() if "real values:" in line)
+    assert f"max {real.max():.6g}" in line and f"argmax {int(np.argmax(real))}" in line
     # Quantized inputs from a file: integers in the storage range, converted to the storage type.
     np.save(tmp_path / "q.npy", np.array([[-128, 0, 127], [1, 2, 3]], dtype=np.int64))
     assert nnopt_run(str(model), "--input", "q.npy", cwd=tmp_path).code == 0

@@ -8,6 +8,13 @@
 Reads any model a frontend reads (``.nn``, ``.mlir``, ...), feeds the inputs,
 prints every output's shape, dtype and a summary, and optionally saves the
 outputs and every intermediate tensor. Every mistake is one ``error:`` line.
+
+``--dump-dir DIR`` holds ``NNNN_<name>.npy`` per graph input and op result in
+execution order (constants are skipped) and ``index.json``:
+``{"tensors": [{"index", "file", "name", "op", "type", "shape", "dtype",
+"location"}, ...]}``, so two runs (say before and after a pass) can be diffed
+layer by layer. The folder appears only when the run succeeds; an existing
+dump folder is replaced, any other non-empty folder is refused.
 """
 
 from __future__ import annotations
@@ -325,24 +332,36 @@ class DumpWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def summary(name: str, array: np.ndarray, type_text: str) -> str:
-    """One output: name, type and shape, min/max/mean (argmax for one row) and small values."""
+def _stats(values: np.ndarray) -> str:
+    text = f"min {values.min():.6g}  max {values.max():.6g}  mean {values.mean():.6g}"
+    if values.ndim >= 1 and values.size == values.shape[-1] and values.size > 1:
+        text += f"  argmax {int(np.argmax(values.reshape(-1)))}"
+    return text
+
+
+def _values(array: np.ndarray) -> str:
+    flat = np.array2string(
+        array.reshape(-1), separator=", ", max_line_width=100, formatter={"float_kind": lambda v: f"{v:.6g}"}
+    )
+    return "\n  " + flat.replace("\n", "\n  ")
+
+
+def summary(name: str, array: np.ndarray, type_text: str, element: Attribute | None = None) -> str:
+    """One output: name, type and shape, min/max/mean (argmax for one row) and small values.
+
+    A per-tensor quantized output also gets the same summary of its real values.
+    """
     head = f"{name}: {type_text}"
     if array.size == 0:
         return head + "  (empty)"
-    values = array.astype(np.float64)
-    stats = f"  min {values.min():.6g}  max {values.max():.6g}  mean {values.mean():.6g}"
-    if array.ndim >= 1 and array.size == array.shape[-1] and array.size > 1:
-        stats += f"  argmax {int(np.argmax(values.reshape(-1)))}"
-    text = head + stats
+    text = f"{head}  {_stats(array.astype(np.float64))}"
     if array.size <= VALUES_SHOWN:
-        flat = np.array2string(
-            array.reshape(-1),
-            separator=", ",
-            max_line_width=100,
-            formatter={"float_kind": lambda v: f"{v:.6g}"},
-        )
-        text += "\n  " + flat.replace("\n", "\n  ")
+        text += _values(array)
+    if isinstance(element, UniformQuantizedType) and not element.is_per_axis:
+        real = element.scale * (array.astype(np.float64) - element.zero_point)
+        text += f"\n  real values: {_stats(real)}"
+        if array.size <= VALUES_SHOWN:
+            text += _values(real.astype(np.float32))
     return text
 
 
@@ -421,9 +440,9 @@ def run(args: argparse.Namespace) -> int | None:
     print(f"graph @{graph.sym_name.data} ({args.model})")
     for spec in specs:
         print(f"input  {spec.name}: {spec.describe()} <- {origins[spec.name]}")
-    types = {n: describe_type(v.type) for n, v in zip(output_names, graph.output.values, strict=True)}
-    for name in output_names:
-        print("output " + summary(name, np.asarray(outputs[name]), types[name]))
+    for name, value in zip(output_names, graph.output.values, strict=True):
+        element = value.type.get_element_type() if isinstance(value.type, ShapedType) else None  # type: ignore[attr-defined]
+        print("output " + summary(name, np.asarray(outputs[name]), describe_type(value.type), element))
     if args.output is not None:
         save_outputs(args.output, {n: np.asarray(outputs[n]) for n in output_names})
         print(f"saved {len(output_names)} output(s) to {args.output}")
