@@ -457,6 +457,13 @@ ERRORS = [
         1,
         "'y' is already defined (line 2)",
     ),
+    (
+        "self-reference",
+        "input x: f32[1, 4]\ny = add(x, y)\noutput y\n",
+        2,
+        12,
+        "layer 'y' cannot use its own result",
+    ),
     ("duplicate-input", "input x: f32[1, 4]\ninput x: f32[1, 4]\noutput x\n", 2, 7, "'x' is already defined"),
     ("undefined-output", "input x: f32[1, 4]\noutput y\n", 2, 8, "undefined name 'y'"),
     ("duplicate-output", "input x: f32[1, 4]\noutput x, x\n", 2, 11, "'x' is already an output"),

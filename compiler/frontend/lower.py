@@ -265,6 +265,8 @@ class _Lowering:
         for arg in args.positional:
             value = arg.value
             if isinstance(value, Ident):
+                if value.name == layer.name and value.name not in self.values:
+                    raise self.source.error(arg.pos, f"layer '{layer.name}' cannot use its own result")
                 inputs.append(Operand(self.lookup(value, later), arg))
             elif isinstance(value, Number) and kind.numbers_ok:
                 scalar = np.full((1,), value.value, np.float32)
