@@ -30,8 +30,7 @@ add, sub               left_shift, input1_multiplier, input1_shift, input2_multi
 mul                    multiplier, shift, input1_zp, input2_zp, output_zp, clamp
 relu, relu6, clamp     multiplier, shift, input_zp, output_zp, clamp
 max/avg pool           clamp
-mean                   input_zp, output_zp, scale (f32 input/output scale ratio),
-                       same_params (1 when input and output quantization are equal)
+mean                   multiplier, shift (with 1/count folded in), input_zp, output_zp, count
 softmax                input_multiplier, input_left_shift, diff_min
 logistic, tanh         input_zp, input_range_radius, input_multiplier, input_left_shift
 quantize (float->int)  scale (f32, per channel for per-axis results), zero_point, axis
@@ -317,12 +316,22 @@ def _mean(op: nn.MeanOp, mode: str) -> Params:
     xq, yq = qtype(op.input), qtype(op.output)
     if mode == "onnx_rint":
         return _float_sim(op, {"input": op.input}, op.output, (yq.qmin, yq.qmax))
-    same = xq.zero_point == yq.zero_point and _s32(xq.scale) == _s32(yq.scale)
+    # reduce_common.cc: multiplier of s_in / s_out; QuantizedMeanOrSum then folds 1/count into it.
+    multiplier, shift = _multiplier(_s32(xq.scale) / _s32(yq.scale), mode)
+    x_shape = nn.shape_of(op.input)
+    count = 1
+    for a in op.axis_values():
+        count *= x_shape[a]
+    if count > 0:
+        extra = min(count.bit_length() - 1, 32, 31 + shift)
+        multiplier = (multiplier << extra) // count
+        shift -= extra
     return {
+        "multiplier": _i32([multiplier]),
+        "shift": _i32([shift]),
         "input_zp": xq.zero_point,
         "output_zp": yq.zero_point,
-        "scale": _f32(np.float32(xq.scale) / np.float32(yq.scale)),
-        "same_params": int(same),
+        "count": count,
     }
 
 

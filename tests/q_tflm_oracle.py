@@ -98,43 +98,61 @@ def _child(out_path: str) -> None:  # pragma: no cover - runs in the child proce
     from tflite_micro.python.tflite_micro import runtime
 
     cases = pickle.load(sys.stdin.buffer)
-    results: list[Any] = []
-    for model, inputs in cases:
-        try:
-            interp = runtime.Interpreter.from_bytes(model, arena_size=max(64 * 1024, 20 * len(model)))
-            for i, x in enumerate(inputs):
-                interp.set_input(x, i)
-            interp.invoke()
-            outs = []
-            i = 0
-            while True:
-                try:
-                    outs.append(np.array(interp.get_output(i)))
-                except Exception:
-                    break
-                i += 1
-            results.append(outs)
-        except Exception as exc:
-            results.append(f"{type(exc).__name__}: {exc}")
-    with open(out_path, "wb") as f:
-        pickle.dump(results, f)
+    with open(out_path, "ab") as out:
+        for model, inputs, n_outputs in cases:
+            result: list[np.ndarray] | str
+            try:
+                arena = max(64 * 1024, 20 * len(model))
+                interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
+                for i, x in enumerate(inputs):
+                    interp.set_input(x, i)
+                interp.invoke()
+                result = [np.array(interp.get_output(i)) for i in range(n_outputs)]
+            except Exception as exc:
+                result = f"{type(exc).__name__}: {exc}"
+            pickle.dump(result, out)
+            out.flush()
 
 
-def run_tflm(cases: list[tuple[bytes, list[np.ndarray]]]) -> list[list[np.ndarray] | str]:
-    """Run every (model, inputs) case in one child TFLM process; per case the outputs or an error."""
+def _read_frames(path: str) -> list[list[np.ndarray] | str]:
+    frames: list[list[np.ndarray] | str] = []
+    if not os.path.exists(path):
+        return frames
+    with open(path, "rb") as f:
+        while True:
+            try:
+                frames.append(pickle.load(f))
+            except EOFError:
+                return frames
+
+
+def run_tflm(cases: list[tuple[bytes, list[np.ndarray]]], n_outputs: int = 1) -> list[list[np.ndarray] | str]:
+    """Run every (model, inputs) case in child TFLM processes; per case the outputs or an error text.
+
+    A case that crashes the interpreter is reported as ``"crashed"`` and the
+    remaining cases continue in a fresh child.
+    """
+    results: list[list[np.ndarray] | str] = []
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as tmp:
-        out_path = os.path.join(tmp, "out.pkl")
-        here = os.path.dirname(os.path.abspath(__file__))
-        code = f"import sys; sys.path.insert(0, {os.path.dirname(here)!r}); from tests import q_tflm_oracle as o; o._child({out_path!r})"
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            input=pickle.dumps(cases),
-            capture_output=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode != 0 or not os.path.exists(out_path):
-            raise RuntimeError(f"TFLM child failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
-        with open(out_path, "rb") as f:
-            results: list[list[np.ndarray] | str] = pickle.load(f)
-        return results
+        while len(results) < len(cases):
+            out_path = os.path.join(tmp, f"out{len(results)}.pkl")
+            todo = cases[len(results) :]
+            code = (
+                f"import sys; sys.path.insert(0, {here!r}); "
+                f"from tests import q_tflm_oracle as o; o._child({out_path!r})"
+            )
+            proc = subprocess.run(
+                [sys.executable, "-c", code],
+                input=pickle.dumps([(m, i, n_outputs) for m, i in todo]),
+                capture_output=True,
+                timeout=600,
+                check=False,
+            )
+            done = _read_frames(out_path)
+            results.extend(done)
+            if len(results) < len(cases) and proc.returncode != 0:
+                results.append(f"crashed (exit {proc.returncode}): {proc.stderr.decode()[-500:]}")
+            elif len(results) < len(cases):
+                raise RuntimeError(f"TFLM child stopped early: {proc.stderr.decode()[-2000:]}")
+    return results

@@ -40,6 +40,12 @@ def exact_matmul(a: np.ndarray, b: np.ndarray, bound: int) -> np.ndarray:
     return np.matmul(a.astype(np.int64), b.astype(np.int64))
 
 
+def _v(p: Params, key: str) -> np.ndarray:
+    """A parameter array; one-element arrays become scalars (0-d) so they broadcast over any shape."""
+    a = np.asarray(p[key])
+    return a.reshape(()) if a.size == 1 else a
+
+
 def _max_abs(a: np.ndarray) -> int:
     return int(np.abs(a).max()) if a.size else 0
 
@@ -76,12 +82,12 @@ def quantize_away(x: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarr
 def _requant_acc(acc: np.ndarray, p: Params, mode: str, wide: bool) -> np.ndarray:
     """Requantize conv/FC/matmul accumulators and add the output zero point."""
     if mode == "onnx_rint":
-        return qm.requantize_rint(acc, p["multiplier"]) + int(p["output_zp"])
+        return qm.requantize_rint(acc, _v(p, "multiplier")) + int(p["output_zp"])
     if wide:  # 16-bit activations: int64 accumulators, no output offset (zero point 0)
-        return qm.multiply_by_quantized_multiplier_int64(acc, p["multiplier"], p["shift"])
-    return qm.multiply_by_quantized_multiplier(qm.wrap_int32(acc), p["multiplier"], p["shift"], mode) + int(
-        p["output_zp"]
-    )
+        return qm.multiply_by_quantized_multiplier_int64(acc, _v(p, "multiplier"), _v(p, "shift"))
+    return qm.multiply_by_quantized_multiplier(
+        qm.wrap_int32(acc), _v(p, "multiplier"), _v(p, "shift"), mode
+    ) + int(p["output_zp"])
 
 
 def _float_sim(op: Operation, args: Sequence[np.ndarray], p: Params, prefixes: Sequence[str]) -> np.ndarray:
@@ -212,12 +218,12 @@ def add_sub(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) -> 
         shifted = qm.wrap_int32((arg.astype(np.int64) - int(p[f"input{k}_zp"])) << ls)
         scaled.append(
             qm.multiply_by_quantized_multiplier_smaller_than_one_exp(
-                shifted, p[f"input{k}_multiplier"], p[f"input{k}_shift"], mode
+                shifted, _v(p, f"input{k}_multiplier"), _v(p, f"input{k}_shift"), mode
             )
         )
     raw = scaled[0] + scaled[1] if isinstance(op, nn.AddOp) else scaled[0] - scaled[1]
     out = qm.multiply_by_quantized_multiplier_smaller_than_one_exp(
-        qm.wrap_int32(raw), p["output_multiplier"], p["output_shift"], mode
+        qm.wrap_int32(raw), _v(p, "output_multiplier"), _v(p, "output_shift"), mode
     ) + int(p["output_zp"])
     return _store(out, p["clamp"], qtype(op.output))
 
@@ -230,7 +236,9 @@ def mul(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) -> np.n
     a = args[0].astype(np.int64) - int(p["input1_zp"])
     b = args[1].astype(np.int64) - int(p["input2_zp"])
     prod = qm.wrap_int32(a * b)
-    out = qm.multiply_by_quantized_multiplier(prod, p["multiplier"], p["shift"], mode) + int(p["output_zp"])
+    out = qm.multiply_by_quantized_multiplier(prod, _v(p, "multiplier"), _v(p, "shift"), mode) + int(
+        p["output_zp"]
+    )
     return _store(out, p["clamp"], qtype(op.output))
 
 
@@ -239,7 +247,9 @@ def relu_like(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) -
     if mode == "onnx_rint":
         return _float_sim(op, args, p, ("input",))
     x = args[0].astype(np.int64) - int(p["input_zp"])
-    out = qm.multiply_by_quantized_multiplier(x, p["multiplier"], p["shift"], mode) + int(p["output_zp"])
+    out = qm.multiply_by_quantized_multiplier(x, _v(p, "multiplier"), _v(p, "shift"), mode) + int(
+        p["output_zp"]
+    )
     return _store(out, p["clamp"], qtype(op.results[0]))
 
 
@@ -248,7 +258,9 @@ def _lut_like(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str, t
         return _float_sim(op, args, p, ("input",))
     x = args[0].astype(np.int64) - int(p["input_zp"])
     radius = int(p["input_range_radius"])
-    in_q4 = qm.multiply_by_quantized_multiplier(x, p["input_multiplier"], int(p["input_left_shift"]), mode)
+    in_q4 = qm.multiply_by_quantized_multiplier(
+        x, _v(p, "input_multiplier"), int(p["input_left_shift"]), mode
+    )
     if tanh:
         out = qm.rounding_divide_by_pot(qm.tanh(in_q4, 4), 31 - 7)
     else:
@@ -278,7 +290,7 @@ def softmax(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) -> 
     diff = x - x.max(axis=-1, keepdims=True)
     valid = diff >= int(p["diff_min"])
     rescaled = qm.multiply_by_quantized_multiplier_greater_than_one(
-        diff, p["input_multiplier"], int(p["input_left_shift"]), mode
+        diff, _v(p, "input_multiplier"), int(p["input_left_shift"]), mode
     )
     exp = qm.exp_on_negative_values(rescaled, 5)
     exp = np.where(valid, exp, 0)
@@ -320,24 +332,19 @@ def avg_pool2d(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) 
 
 
 def mean(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) -> np.ndarray:
-    """TFLM integer MEAN: integer division when input and output quantization match, else float32 rescale."""
+    """TFLM integer MEAN (``QuantizedMeanOrSum``): ``(sum - zp*count)`` times a multiplier holding 1/count."""
     assert isinstance(op, nn.MeanOp)
     yq = qtype(op.output)
     if mode == "onnx_rint":
-        y = _float_sim(op, args, p, ("input",))
-        return y
+        return _float_sim(op, args, p, ("input",))
     axes = op.axis_values()
     keep = op.keep_dims is not None
-    x = args[0]
-    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    total = qm.wrap_int32(x.astype(np.int64).sum(axis=axes, keepdims=keep))
-    if int(p["same_params"]):
-        return _saturate(qm.trunc_div(total, count), yq)
-    scale = np.float32(np.asarray(p["scale"], dtype=np.float32)[0])
-    bias = np.float32(-int(p["input_zp"])) * scale
-    float_mean = total.astype(np.float32) / np.float32(count)
-    result = qm.round_half_away_array(float_mean * scale + bias) + np.float32(int(p["output_zp"]))
-    return _saturate(result.astype(np.int64), yq)
+    total = args[0].astype(np.int64).sum(axis=axes, keepdims=keep)
+    shifted = qm.wrap_int32(total - int(p["input_zp"]) * int(p["count"]))
+    out = qm.multiply_by_quantized_multiplier(shifted, _v(p, "multiplier"), _v(p, "shift"), mode) + int(
+        p["output_zp"]
+    )
+    return _saturate(out, yq)
 
 
 # --------------------------------------------------------------------------
@@ -365,7 +372,9 @@ def quantize(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) ->
     if mode == "onnx_rint":
         return _float_sim_quantize(x, p, yq)
     xs = x.astype(np.int64) - int(p["input_zp"])
-    out = qm.multiply_by_quantized_multiplier(xs, p["multiplier"], p["shift"], mode) + int(p["output_zp"])
+    out = qm.multiply_by_quantized_multiplier(xs, _v(p, "multiplier"), _v(p, "shift"), mode) + int(
+        p["output_zp"]
+    )
     return _saturate(out, yq)
 
 
