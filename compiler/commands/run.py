@@ -272,7 +272,7 @@ class DumpWriter:
     """Writes every tensor of a run to a fresh folder, then moves it into place in one step."""
 
     def __init__(self, target: str) -> None:
-        self.target = target
+        self.target = target = os.path.normpath(target)
         if os.path.exists(target):
             if not os.path.isdir(target):
                 raise UserError(f"--dump-dir '{target}' exists and is not a directory")
@@ -447,5 +447,5 @@ def run(args: argparse.Namespace) -> int | None:
         save_outputs(args.output, {n: np.asarray(outputs[n]) for n in output_names})
         print(f"saved {len(output_names)} output(s) to {args.output}")
     if writer is not None:
-        print(f"dumped {len(writer.entries)} tensors to {args.dump_dir}/ (see {INDEX_FILE})")
+        print(f"dumped {len(writer.entries)} tensors to {writer.target}/ (see {INDEX_FILE})")
     return 0
