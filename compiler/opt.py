@@ -11,7 +11,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable, Sequence
-from io import StringIO
+from io import BytesIO, StringIO
 from typing import IO
 
 from xdsl.context import Context
@@ -28,6 +28,9 @@ from nnopt.compiler.mlir_input import parse_mlir
 from nnopt.compiler.pipeline import mlir_pipeline_to_xdsl
 from nnopt.compiler.plugins import Registry, add_file_plugin
 from nnopt.compiler.registry import build_registry
+
+TEXT_FRONTENDS = ("nn",)
+"""Model formats that are text, so `--split-input-file` can split them."""
 
 
 def _pre_scan(args: Sequence[str] | None, flag: str) -> list[str]:
@@ -191,6 +194,9 @@ class NNOptMain(xDSLOptMain):
     def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0) -> ModuleOp | None:
         if file_extension == "mlir":
             return self._parse_mlir_chunk(chunk.read(), start_offset)
+        if file_extension in TEXT_FRONTENDS and start_offset:
+            # Keep line numbers counted from the start of the file for later chunks.
+            return self.available_frontends[file_extension](BytesIO(b"\n" * start_offset + chunk.read()))
         return self.available_frontends[file_extension](chunk)
 
     def prepare_input(self) -> tuple[list[tuple[IO[bytes], int]], str]:

@@ -141,7 +141,9 @@ class _Builder:
         return self.act_type(params[4], params[5]) if self.spec.quantized else f32
 
     def const(self, data: np.ndarray, result_type: Attribute | None = None) -> SSAValue:
-        elem: Float32Type | IntegerType = f32 if data.dtype == np.float32 else IntegerType(data.dtype.itemsize * 8)
+        elem: Float32Type | IntegerType = (
+            f32 if data.dtype == np.float32 else IntegerType(data.dtype.itemsize * 8)
+        )
         vtype = TensorType(elem, data.shape)
         attr = DenseIntOrFPElementsAttr(vtype, BytesAttr(np.ascontiguousarray(data).tobytes()))
         op = nn.ConstOp(attr, result_type)
