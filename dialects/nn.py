@@ -337,6 +337,8 @@ SCRATCH_KEY = "nn.scratch"
 """Op attribute: the `#nn.place<...>` of the op's scratch memory."""
 ARENAS_KEY = "nn.arenas"
 """Graph attribute: dictionary of memory space -> arena size in bytes (added by nn-plan-arena)."""
+SPACE_KEY = "nn.space"
+"""`nn.const` attribute: the memory space (section) holding the constant (weights in flash, MRAM, ...)."""
 VARIABLE_KEY = "nn.variable"
 """Graph argument attribute: a state tensor, live for the whole graph and kept between runs."""
 
@@ -1415,6 +1417,27 @@ class ConcatOp(_FusedActivationMixin):
 
 
 @irdl_op_definition
+class CopyOp(IRDLOperation):
+    """Copy a tensor into another buffer, e.g. an overlay: weights moved from slow memory into free
+    space of a fast arena ahead of their use. The value is unchanged; its ``nn.place`` says where the
+    copy lives. Backends implement it as ``memcpy`` (or a DMA hook)."""
+
+    name = "nn.copy"
+
+    input = operand_def(AnyTensor)
+    output = result_def(AnyTensor)
+
+    assembly_format = _STD_FORMAT
+
+    def __init__(self, x: SSAValue) -> None:
+        super().__init__(operands=[x], result_types=[x.type])
+
+    def verify_(self) -> None:
+        if self.input.type != self.output.type:
+            raise VerifyException(f"a copy keeps its type: {_fmt(self.input)} -> {self.output.type}")
+
+
+@irdl_op_definition
 class QuantizeOp(QuantizableOp):
     """Float to quantized (``round(x/scale) + zp``, saturated), or requantize between quantized types."""
 
@@ -1494,6 +1517,7 @@ NN = Dialect(
         ConcatOp,
         QuantizeOp,
         DequantizeOp,
+        CopyOp,
     ],
     [BufferAttr, PlaceAttr],
 )

@@ -96,3 +96,14 @@ nn.graph @constant() -> tensor<2xf32> {
   %c = nn.const dense<[1.5, -2.5]> : tensor<2xf32>
   nn.output %c : tensor<2xf32>
 }
+
+// Overlay copies and the memory space of a constant.
+// CHECK-LABEL: nn.graph @overlay
+nn.graph @overlay(%x: tensor<1x4xf32>) -> tensor<1x2xf32> {
+  // CHECK-NEXT: %w = nn.const dense<5.000000e-01> : tensor<2x4xf32> {nn.space = "flash"}
+  %w = nn.const dense<0.5> : tensor<2x4xf32> {nn.space = "flash"}
+  // CHECK-NEXT: %wf = nn.copy %w : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %wf = nn.copy %w : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %y = nn.fully_connected %x, %wf : (tensor<1x4xf32>, tensor<2x4xf32>) -> tensor<1x2xf32>
+  nn.output %y : tensor<1x2xf32>
+}

@@ -326,3 +326,10 @@ func.func @f(%x: tensor<4xf32>) {
 // -----
 %c = nn.const dense<[1, 2]> : tensor<2xi16> -> tensor<2x!quant.uniform<i8:f32, 0.5>>
 // CHECK: error: 'nn.const' op a quantized constant of type tensor<2x!quant.uniform<i8:f32, 0.5>> must hold 8-bit integers, got i16
+
+// -----
+nn.graph @g(%x: tensor<4xf32>) -> tensor<4xf16> {
+  %y = nn.copy %x : (tensor<4xf32>) -> tensor<4xf16>
+  nn.output %y : tensor<4xf16>
+}
+// CHECK: ops_invalid.mlir:{{[0-9]+}}:3: error: 'nn.copy' op a copy keeps its type: %x: tensor<4xf32> -> tensor<4xf16>
