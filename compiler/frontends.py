@@ -22,6 +22,8 @@ FRONTENDS: dict[str, str] = {}
 """Extension -> ``module:function`` of the frontend that reads it (besides ``.mlir``)."""
 
 FRONTENDS["nn"] = "nnopt.compiler.frontend.lower:parse_nn"
+FRONTENDS["tflite"] = "nnopt.compiler.importers.tflite:import_tflite"
+FRONTENDS["onnx"] = "nnopt.compiler.importers.onnx:import_onnx"
 
 
 def load_frontend(ext: str) -> Frontend:

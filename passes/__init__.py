@@ -7,6 +7,12 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 
+def _propagate_transposes() -> type[ModulePass]:
+    from nnopt.passes.propagate_transposes import PropagateTransposesPass
+
+    return PropagateTransposesPass
+
+
 def _bufferize() -> type[ModulePass]:
     from nnopt.passes.bufferize import BufferizePass
 
@@ -31,4 +37,5 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "nn-bufferize": _bufferize,
         "nn-lifetimes": _lifetimes,
         "nn-plan-arena": _plan_arena,
+        "nn-propagate-transposes": _propagate_transposes,
     }

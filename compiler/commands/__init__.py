@@ -5,4 +5,6 @@ from __future__ import annotations
 COMMANDS: dict[str, str] = {}
 """Subcommand name -> module under `nnopt.compiler.commands` (imported only when used)."""
 
+COMMANDS["import"] = "import_"
+
 COMMANDS["run"] = "run"
