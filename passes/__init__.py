@@ -31,10 +31,17 @@ def _plan_arena() -> type[ModulePass]:
     return PlanArenaPass
 
 
+def _legalize_quant() -> type[ModulePass]:
+    from nnopt.passes.legalize_quant import LegalizeQuantPass
+
+    return LegalizeQuantPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Name -> factory for every nnopt pass; factories import their module on first use."""
     return {
         "nn-bufferize": _bufferize,
+        "nn-legalize-quant": _legalize_quant,
         "nn-lifetimes": _lifetimes,
         "nn-plan-arena": _plan_arena,
         "nn-propagate-transposes": _propagate_transposes,

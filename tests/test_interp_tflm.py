@@ -348,6 +348,102 @@ def matmul_case(rng: np.random.Generator) -> Case:
     return Case(g.module(y), [a, b], model)
 
 
+def i16(rng: np.random.Generator, shape) -> np.ndarray:
+    return rng.integers(-32768, 32767, shape, endpoint=True).astype(np.int16)
+
+
+def int16_case(rng: np.random.Generator, kind: str) -> Case:
+    """16-bit activations (zero points 0), 8-bit weights: TFLM's int16x8 kernels."""
+    xs = scale(rng, 1e-4, 1e-2)
+    g = GraphBuilder()
+    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        depthwise = kind == "DEPTHWISE_CONV_2D"
+        n, h, w, c, k = 1, int(rng.integers(3, 8)), int(rng.integers(3, 8)), int(rng.integers(1, 6)), 3
+        cout = c if depthwise else int(rng.integers(1, 6))
+        x = i16(rng, (n, h, w, c))
+        wd = i8(rng, (1, k, k, cout) if depthwise else (cout, k, k, c), -127, 127)
+        ws = [scale(rng, 1e-3, 1e-2) for _ in range(cout)]
+        ys = f32v(xs * float(np.mean(ws)) * 18000 * 73 * math.sqrt(k * k * (1 if depthwise else c)) / 9000)
+        bias = rng.integers(-(2**20), 2**20, cout).astype(np.int32)
+        bs = [f32v(xs * v) for v in ws]
+        has_bias = not depthwise  # TFLM's int16 depthwise reads a 64-bit bias
+        axis = 3 if depthwise else 0
+        xv = g.arg(tt(x.shape, qt(xs, 0, width=16)), "x")
+        ops = [
+            xv,
+            g.const(wd, qt(ws, 0, axis=axis)),
+            g.const(bias, qt(bs, 0, width=32, axis=0)) if has_bias else None,
+        ]
+        cls = nn.DepthwiseConv2DOp if depthwise else nn.Conv2DOp
+        y = g.op(cls, ops, tt((n, h, w, cout), qt(ys, 0, width=16)), "y", strides=[1, 1], padding="same")
+        ins = [T(x.shape, np.int16, [xs], [0]), T(wd.shape, np.int8, ws, [0] * cout, axis=axis, data=wd)]
+        if has_bias:
+            ins.append(T((cout,), np.int32, bs, [0] * cout, data=bias))
+        opts = {"padding": 0, "strideH": 1, "strideW": 1, "dilationHFactor": 1, "dilationWFactor": 1}
+        if depthwise:
+            opts["depthMultiplier"] = 1
+        name = "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions"
+        model = single_op_model(kind, ins, [T((n, h, w, cout), np.int16, [ys], [0])], name, opts)
+        return Case(g.module(y), [x], model)
+    if kind == "FULLY_CONNECTED":
+        b_, k, nout = int(rng.integers(1, 4)), int(rng.integers(1, 60)), int(rng.integers(1, 8))
+        x = i16(rng, (b_, k))
+        wd = i8(rng, (nout, k), -127, 127)
+        ws = scale(rng, 1e-3, 1e-2)
+        ys = f32v(xs * ws * 18000 * 73 * math.sqrt(k) / 9000)
+        bias = rng.integers(-(2**20), 2**20, nout).astype(np.int32)
+        xv = g.arg(tt(x.shape, qt(xs, 0, width=16)), "x")
+        ops = [xv, g.const(wd, qt(ws, 0)), g.const(bias, qt(f32v(xs * ws), 0, width=32))]
+        y = g.op(nn.FullyConnectedOp, ops, tt((b_, nout), qt(ys, 0, width=16)), "y")
+        ins = [
+            T(x.shape, np.int16, [xs], [0]),
+            T(wd.shape, np.int8, [ws], [0], data=wd),
+            T((nout,), np.int32, [f32v(xs * ws)], [0], data=bias),
+        ]
+        model = single_op_model(kind, ins, [T((b_, nout), np.int16, [ys], [0])], "FullyConnectedOptions", {})
+        return Case(g.module(y), [x], model)
+    if kind in ("ADD", "SUB", "MUL", "BATCH_MATMUL"):
+        if kind == "BATCH_MATMUL":
+            m, k, nn_ = (int(d) for d in rng.integers(1, 8, 3))
+            a_shape, b_shape, out = (2, m, k), (2, k, nn_), (2, m, nn_)
+        else:
+            a_shape, b_shape, out = _broadcast_pair(rng)
+        s2 = scale(rng, 1e-4, 1e-2)
+        a, b = i16(rng, a_shape), i16(rng, b_shape)
+        if kind in ("ADD", "SUB"):
+            ys = f32v(max(xs, s2) * rng.uniform(1, 3))
+        elif kind == "MUL":
+            ys = f32v(xs * s2 * 18000 * 18000 / 30000 * rng.uniform(0.5, 2))
+        else:
+            ys = f32v(xs * s2 * 18000 * 18000 * math.sqrt(a_shape[-1]) / 30000)
+        av, bv = g.arg(tt(a_shape, qt(xs, 0, width=16)), "a"), g.arg(tt(b_shape, qt(s2, 0, width=16)), "b")
+        cls = {"ADD": nn.AddOp, "SUB": nn.SubOp, "MUL": nn.MulOp, "BATCH_MATMUL": nn.MatMulOp}[kind]
+        y = g.op(cls, [av, bv], tt(out, qt(ys, 0, width=16)), "y")
+        ins = [T(a_shape, np.int16, [xs], [0]), T(b_shape, np.int16, [s2], [0])]
+        opts_name = "BatchMatMulOptions" if kind == "BATCH_MATMUL" else f"{kind.capitalize()}Options"
+        model = single_op_model(kind, ins, [T(out, np.int16, [ys], [0])], opts_name, {})
+        return Case(g.module(y), [a, b], model)
+    shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)))
+    s2, z2 = scale(rng, 1e-2, 0.1), zp(rng)
+    if kind == "QUANTIZE_F32":
+        x = (rng.standard_normal(shape) * xs * 9000).astype(np.float32)
+        xv = g.arg(tt(shape), "x")
+        y = g.op(nn.QuantizeOp, [xv], tt(shape, qt(xs, 0, width=16)), "y")
+        model = single_op_model("QUANTIZE", [T(shape, np.float32)], [T(shape, np.int16, [xs], [0])])
+        return Case(g.module(y), [x], model)
+    if kind == "REQUANTIZE_16_TO_8":
+        x = i16(rng, shape)
+        xv = g.arg(tt(shape, qt(xs, 0, width=16)), "x")
+        y = g.op(nn.QuantizeOp, [xv], tt(shape, qt(s2, z2)), "y")
+        model = single_op_model("QUANTIZE", [T(shape, np.int16, [xs], [0])], [T(shape, np.int8, [s2], [z2])])
+        return Case(g.module(y), [x], model)
+    x = i8(rng, shape)
+    xv = g.arg(tt(shape, qt(s2, z2)), "x")
+    y = g.op(nn.QuantizeOp, [xv], tt(shape, qt(xs, 0, width=16)), "y")
+    model = single_op_model("QUANTIZE", [T(shape, np.int8, [s2], [z2])], [T(shape, np.int16, [xs], [0])])
+    return Case(g.module(y), [x], model)
+
+
 GENERATORS: dict[str, tuple[int, Callable[[np.random.Generator], Case]]] = {
     "conv2d": (24, lambda r: conv_case(r, False)),
     "depthwise_conv2d": (24, lambda r: conv_case(r, True)),
@@ -370,6 +466,16 @@ GENERATORS: dict[str, tuple[int, Callable[[np.random.Generator], Case]]] = {
     "requantize": (8, lambda r: quantize_case(r, "REQUANTIZE")),
     "dequantize": (6, lambda r: quantize_case(r, "DEQUANTIZE")),
     "matmul": (12, matmul_case),
+    "conv2d_i16": (4, lambda r: int16_case(r, "CONV_2D")),
+    "depthwise_i16": (4, lambda r: int16_case(r, "DEPTHWISE_CONV_2D")),
+    "fully_connected_i16": (4, lambda r: int16_case(r, "FULLY_CONNECTED")),
+    "add_i16": (4, lambda r: int16_case(r, "ADD")),
+    "sub_i16": (4, lambda r: int16_case(r, "SUB")),
+    "mul_i16": (4, lambda r: int16_case(r, "MUL")),
+    "matmul_i16": (4, lambda r: int16_case(r, "BATCH_MATMUL")),
+    "quantize_i16": (3, lambda r: int16_case(r, "QUANTIZE_F32")),
+    "requantize_i16_i8": (3, lambda r: int16_case(r, "REQUANTIZE_16_TO_8")),
+    "requantize_i8_i16": (3, lambda r: int16_case(r, "REQUANTIZE_8_TO_16")),
 }
 
 CASE_IDS = [f"{name}-{i}" for name, (count, _) in GENERATORS.items() for i in range(count)]

@@ -1,6 +1,12 @@
 """Integer kernels: bit-exact with TFLite Micro's reference kernels (``tflite_double`` / ``single``)
 and with ONNX's reference (``onnx_rint``), reading every parameter through `nnopt.dialects.qparams`.
 
+16-bit activations follow TFLM's int16x8 kernels as measured against the
+`tflite_micro` wheel: CONV_2D accumulates in int32 (its bias is 32-bit here),
+DEPTHWISE_CONV_2D, FULLY_CONNECTED and BATCH_MATMUL in int64 with the reduced
+16-bit multiplier. (TFLM's int16 DEPTHWISE_CONV_2D reads its bias as int64, so
+it cannot run a 32-bit bias at all; nnopt adds the bias exactly.)
+
 Dot products of 8-bit operands are computed exactly in float32/float64 BLAS when a
 bound on every partial sum (from the operands' actual magnitudes and the
 reduction length) stays below 2^24 / 2^53, else in int64. 8-bit kernels then
@@ -83,7 +89,7 @@ def _requant_acc(acc: np.ndarray, p: Params, mode: str, wide: bool) -> np.ndarra
     """Requantize conv/FC/matmul accumulators and add the output zero point."""
     if mode == "onnx_rint":
         return qm.requantize_rint(acc, _v(p, "multiplier")) + int(p["output_zp"])
-    if wide:  # 16-bit activations: int64 accumulators, no output offset (zero point 0)
+    if wide:  # int64 accumulators (TFLM's 16-bit DEPTHWISE_CONV_2D, FULLY_CONNECTED, BATCH_MATMUL)
         return qm.multiply_by_quantized_multiplier_int64(acc, _v(p, "multiplier"), _v(p, "shift"))
     return qm.multiply_by_quantized_multiplier(
         qm.wrap_int32(acc), _v(p, "multiplier"), _v(p, "shift"), mode
@@ -114,7 +120,8 @@ def conv2d(op: Operation, args: Sequence[np.ndarray], p: Params, mode: str) -> n
     assert isinstance(op, nn.Conv2DOp)
     x, w = args[0], args[1]
     yq = qtype(op.output)
-    wide = qtype(op.input).width == 16 and mode != "onnx_rint"
+    # TFLM's 16-bit CONV_2D with a 32-bit bias accumulates in int32 (64-bit only with an int64 bias).
+    wide = False
     win = window_of(op)
     n, c = x.shape[0], x.shape[3]
     cout, kh, kw, cin_g = w.shape
