@@ -17,7 +17,7 @@ CODE = {
 
 def test_every_code_folder_is_a_listed_package() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"] == CODE
+    assert config["package-dir"] == {package: folder for folder, package in CODE.items()}
     listed = set(config["packages"])
     for folder, package in CODE.items():
         for init in (ROOT / folder).rglob("__init__.py"):
