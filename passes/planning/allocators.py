@@ -30,6 +30,9 @@ from nnopt.compiler.diagnostics import UserError
 from nnopt.passes.planning import _dsa
 from nnopt.passes.planning.problem import Plan, PlanError, Problem, align_up, verify_plan
 
+EXACT_MAX_BUFFERS = 4000
+"""Above this many buffers the exact search is skipped (its search stack grows with n^2)."""
+
 EXACT_HEURISTICS = ("WAT", "TAW", "TWA")
 """Static preorders the exact search round-robins over (W: lifetime, A: area, T: section total)."""
 
@@ -313,7 +316,9 @@ def portfolio(problem: Problem, options: Options) -> Plan:
         if ls_arena < arena:
             offsets, arena, algorithm = ls_off, ls_arena, "local search"
     proven_lower = lower
-    if arena > lower and options.exact and not pinned:
+    if len(problem) > EXACT_MAX_BUFFERS:
+        stats["exact"] = f"skipped: more than {EXACT_MAX_BUFFERS} buffers"
+    elif arena > lower and options.exact and not pinned:
         result = exact_search(problem, lower, arena, deadline, options.node_limit)
         stats["exact"] = {
             "calls": result.calls,
