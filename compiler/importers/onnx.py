@@ -173,6 +173,9 @@ class _Importer:
         self.values: dict[str, SSAValue] = {}
         self.consts: dict[str, np.ndarray] = {}
         self.const_values: dict[tuple[str, str], SSAValue] = {}
+        self.qconsts: dict[str, tuple[np.ndarray, UniformQuantizedType]] = {}
+        """Constants read through DequantizeLinear (QDQ weights): stored integers and their type."""
+        self.dequantized: dict[str, SSAValue] = {}
         self.node: _Node | None = None
         for init in self.graph.initializer:
             self.consts[_text(init.name)] = self.tensor_array(init, f"initializer '{_text(init.name)}'")
@@ -260,9 +263,43 @@ class _Importer:
         name = node.inputs[k]
         if name in self.consts:
             return self.consts[name]
+        if name in self.qconsts:
+            return self.dequantized_const(name)
         if name in self.values:
             return self.values[name]
         raise self.error(f"reads '{name}', which no earlier node or initializer produces")
+
+    def dequantized_const(self, name: str) -> SSAValue:
+        """A QDQ constant as a float value: the quantized `nn.const` through `nn.dequantize`."""
+        if name not in self.dequantized:
+            data, q = self.qconsts[name]
+            c = self.materialize(f"{name}/quantized", data, q)
+            op = nn.DequantizeOp(c, TensorType(f32, list(data.shape)))
+            self.dequantized[name] = self.add(op, name).results[0]
+        return self.dequantized[name]
+
+    def weight(self, node: _Node, k: int) -> tuple[np.ndarray, Attribute]:
+        """A constant weight operand: float32 data and `f32`, or a QDQ weight's integers and quantized type."""
+        if self.has(node, k) and node.inputs[k] in self.qconsts:
+            return self.qconsts[node.inputs[k]]
+        return self.const(node, k, "weight").astype(np.float32), f32
+
+    def matrix_weight(self, node: _Node, k: int, transposed: bool, alpha: float = 1.0) -> SSAValue:
+        """A 2-D constant ``[K, N]`` (``[N, K]`` when `transposed`) as an FC weight ``[N, K]`` (float)."""
+        data, elem = self.weight(node, k)
+        if data.ndim != 2:
+            raise self.error(f"needs a 2-D weight, got shape {list(data.shape)}")
+        w = np.ascontiguousarray(data if transposed else data.T)
+        name = f"{node.inputs[k]}/weight"
+        if not isinstance(elem, UniformQuantizedType):
+            if alpha != 1.0:
+                w = (w * np.float32(alpha)).astype(np.float32)
+            return self.materialize(name, w)
+        if alpha != 1.0:
+            raise self.error("alpha != 1 with a quantized (QDQ) weight is not supported")
+        axis = None if elem.axis is None else (elem.axis if transposed else 1 - elem.axis)
+        qc = self.materialize(name, w, _with_axis(elem, axis))
+        return self.add(nn.DequantizeOp(qc, TensorType(f32, list(w.shape))), f"{name}/dequantize").results[0]
 
     def const(self, node: _Node, k: int, what: str) -> np.ndarray:
         v = self.get(node, k)
@@ -693,8 +730,12 @@ def _conv_like(
     bias: SSAValue | None,
     out_elem: Attribute,
     w_axis_per_channel: bool,
+    dequantize: bool = False,
 ) -> None:
-    """Conv / QLinearConv: NCHW `x`, OIHW `w` -> NHWC conv between two transposes."""
+    """Conv / QLinearConv: NCHW `x`, OIHW `w` -> NHWC conv between two transposes.
+
+    With `dequantize`, a quantized `w_elem` (a QDQ weight) reaches the float conv through `nn.dequantize`.
+    """
     shape = _check_rank(imp, x, 4, "inputs (2-D convolution)")
     if w.ndim != 4:
         raise imp.error(f"supports 2-D convolutions only, weight shape {list(w.shape)}")
@@ -725,6 +766,9 @@ def _conv_like(
         wdata = np.ascontiguousarray(w.transpose(0, 2, 3, 1))  # OHWI
         welem = w_elem
     wv = imp.materialize(f"{wname}/ohwi" if not depthwise else f"{wname}/1hwo", wdata, welem)
+    if dequantize and nn.is_quantized(welem):
+        deq = nn.DequantizeOp(wv, TensorType(f32, list(wdata.shape)))
+        wv = imp.add(deq, f"{wname}/dequantize").results[0]
     xt = imp.transpose(x, TO_NHWC, f"{node.output_name()}/to_nhwc")
     props: dict[str, Attribute] = {"strides": nn.int_array(strides), "padding": padding}
     if dil != [1, 1]:
@@ -740,12 +784,14 @@ def _conv(imp: _Importer, node: _Node) -> None:
     x = imp.get(node, 0)
     if not isinstance(x, SSAValue):
         x = imp.ssa(node, 0)
-    w = imp.const(node, 1, "weight").astype(np.float32)
+    w, w_elem = imp.weight(node, 1)
     bias = None
     if imp.has(node, 2):
         b = imp.const(node, 2, "bias").astype(np.float32).reshape(-1)
         bias = imp.materialize(node.inputs[2], b)
-    _conv_like(imp, node, x, w, f32, bias, f32, False)
+    if isinstance(w_elem, UniformQuantizedType) and w_elem.axis not in (None, 0):
+        raise imp.error(f"QDQ weights must be quantized per tensor or along axis 0, got axis {w_elem.axis}")
+    _conv_like(imp, node, x, w, w_elem, bias, f32, nn.is_quantized(w_elem), dequantize=True)
 
 
 @_handles("QLinearConv")
@@ -880,14 +926,11 @@ def _gemm(imp: _Importer, node: _Node) -> None:
         a = imp.transpose(a, (1, 0), f"{node.output_name()}/transpose_a")
     alpha = node.get_float("alpha", 1.0)
     beta = node.get_float("beta", 1.0)
-    b = imp.get(node, 1)
     trans_b = node.get_int("transB", 0)
     m = nn.shape_of(a)[0]
-    if isinstance(b, np.ndarray):
-        w = (b if trans_b else b.T).astype(np.float32)
-        if alpha != 1.0:
-            w = (w * np.float32(alpha)).astype(np.float32)
-        n = w.shape[0]
+    if imp.has(node, 1) and (node.inputs[1] in imp.consts or node.inputs[1] in imp.qconsts):
+        w = imp.matrix_weight(node, 1, bool(trans_b), alpha)
+        n = nn.shape_of(w)[0]
         bias = None
         c = imp.opt_const(node, 2, "C") if imp.has(node, 2) and node.inputs[2] in imp.consts else None
         if c is not None and c.size in (1, n) and (c.ndim <= 1 or c.shape[-1] == n or c.size == 1):
@@ -896,10 +939,9 @@ def _gemm(imp: _Importer, node: _Node) -> None:
             c_left = False
         else:
             c_left = imp.has(node, 2)
-        y = _fully_connected(
-            imp, node, a, imp.materialize(f"{node.inputs[1]}/weight", np.ascontiguousarray(w)), bias, f32
-        )
+        y = _fully_connected(imp, node, a, w, bias, f32)
     else:
+        b = imp.ssa(node, 1)
         if alpha != 1.0:
             raise imp.error("alpha != 1 with a non-constant B is not supported")
         props: dict[str, Attribute] = {"adj_y": UnitAttr()} if trans_b else {}
@@ -923,9 +965,10 @@ def _gemm(imp: _Importer, node: _Node) -> None:
 @_handles("MatMul")
 def _matmul(imp: _Importer, node: _Node) -> None:
     a = imp.ssa(node, 0)
-    b = imp.get(node, 1)
-    if isinstance(b, np.ndarray) and b.ndim == 2 and len(nn.shape_of(a)) >= 2:
-        w = imp.materialize(f"{node.inputs[1]}/transposed", np.ascontiguousarray(b.T.astype(np.float32)))
+    name = node.inputs[1] if imp.has(node, 1) else ""
+    stored = imp.consts.get(name, imp.qconsts[name][0] if name in imp.qconsts else None)
+    if stored is not None and stored.ndim == 2 and len(nn.shape_of(a)) >= 2:
+        w = imp.matrix_weight(node, 1, False)
         imp.define(node, _fully_connected(imp, node, a, w, None, f32))
         return
     bv = imp.ssa(node, 1)
@@ -1218,7 +1261,8 @@ def _dequantize_linear(imp: _Importer, node: _Node) -> None:
     if isinstance(v, np.ndarray):
         if str(v.dtype) not in _QUANT_STORAGE or np.dtype(str(v.dtype)) != q.numpy_dtype:
             raise imp.error(f"dequantizes a constant of type {v.dtype} with a {q} zero point")
-        x = imp.materialize(node.inputs[0], v, q)
+        imp.qconsts[node.outputs[0]] = (v, q)  # emitted where it is used (weights stay integers)
+        return
     else:
         x = v
         if nn.elem_of(x) != q:
