@@ -168,23 +168,25 @@ def onnx_multiplier(input_scale: float, weight_scale: float, output_scale: float
 
 
 def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> IntArray:
-    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32 values (ARM ``VQRDMULH``)."""
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32 values (ARM ``VQRDMULH``).
+
+    gemmlowp adds a nudge of ``2^30`` (or ``1 - 2^30`` for negative products)
+    and divides by ``2^31`` truncating toward zero; that is exactly
+    ``floor((a*b + 2^30) / 2^31)``, i.e. round half up, computed here with one
+    arithmetic shift. ``INT32_MIN * INT32_MIN`` saturates to ``INT32_MAX``.
+    """
     av, bv = _i64(a), _i64(b)
-    ab = av * bv
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    s = ab + nudge
-    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C division by 2^31 truncates toward zero
-    overflow = (av == bv) & (av == INT32_MIN)
-    return np.where(overflow, INT32_MAX, high)
+    high = (av * bv + (1 << 30)) >> 31
+    if np.any(bv == INT32_MIN):
+        high = np.where((av == INT32_MIN) & (bv == INT32_MIN), INT32_MAX, high)
+    return high
 
 
 def rounding_divide_by_pot(x: ArrayLike, exponent: ArrayLike) -> IntArray:
-    """gemmlowp ``RoundingDivideByPOT``: arithmetic shift right, ties away from zero."""
+    """gemmlowp ``RoundingDivideByPOT``: ``x / 2^exponent`` rounded to nearest, ties away from zero."""
     xv, e = _i64(x), _i64(exponent)
-    mask = (np.int64(1) << e) - 1
-    remainder = xv & mask
-    threshold = (mask >> 1) + (xv < 0)
-    return (xv >> e) + (remainder > threshold)
+    half = (np.int64(1) << e) >> 1
+    return (xv + half - ((xv < 0) & (half > 0))) >> e
 
 
 def saturating_rounding_multiply_by_pot(x: ArrayLike, exponent: int) -> IntArray:
@@ -232,6 +234,8 @@ def rounding_half_sum(a: ArrayLike, b: ArrayLike) -> IntArray:
 
 
 def _mbqm_double(x: IntArray, multiplier: IntArray, shift: IntArray) -> IntArray:
+    if np.all(shift <= 0):  # the usual case: no left shift
+        return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -shift)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
     shifted = wrap_int32(x << left)  # C: x * (1 << left_shift) in int32

@@ -415,6 +415,15 @@ def compute(op: Operation) -> Params:
     assert isinstance(op, nn.QuantizableOp)
     mode = op.rounding_mode()
     _check_mode(op, mode)
+    try:
+        return _compute(op, mode)
+    except QuantParamError:
+        raise
+    except ValueError as exc:  # a multiplier outside what the kernel's fixed-point formula allows
+        raise QuantParamError(str(exc)) from None
+
+
+def _compute(op: nn.QuantizableOp, mode: str) -> Params:
     if isinstance(op, nn.Conv2DOp | nn.DepthwiseConv2DOp | nn.FullyConnectedOp):
         return _weighted(op, mode)
     if isinstance(op, nn.MatMulOp):

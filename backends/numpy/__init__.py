@@ -7,6 +7,6 @@ build (``single``) or ONNX's reference (``onnx_rint``), reading their integers
 through `nnopt.dialects.qparams`.
 """
 
-from nnopt.backends.numpy.interpreter import DumpHook, run, select_graph, value_names
+from nnopt.backends.numpy.interpreter import DumpHook, Program, prepare, run, select_graph, value_names
 
-__all__ = ["DumpHook", "run", "select_graph", "value_names"]
+__all__ = ["DumpHook", "Program", "prepare", "run", "select_graph", "value_names"]

@@ -1,4 +1,8 @@
-"""Float32 kernels with the semantics of TFLite's reference kernels (vectorised, no per-pixel loops)."""
+"""Float32 kernels with the semantics of TFLite's reference kernels (vectorised, no per-pixel loops).
+
+Each entry of `FLOAT_MAKERS` prepares one op (window geometry, weight
+matrices) and returns its `Kernel`.
+"""
 
 from __future__ import annotations
 
@@ -7,167 +11,207 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from xdsl.ir import Operation
 
+from nnopt.backends.numpy.arrays import Kernel, activate, static_value
 from nnopt.backends.numpy.geometry import window_of
 from nnopt.backends.numpy.windows import im2col, pad_hw, tap_slice, valid_counts, window_view
 from nnopt.dialects import nn
 
-FloatKernel = Callable[[Operation, Sequence[np.ndarray]], np.ndarray]
-
-_BOUNDS: dict[str, tuple[float, float]] = {
-    "none": (-np.inf, np.inf),
-    "relu": (0.0, np.inf),
-    "relu6": (0.0, 6.0),
-    "relu_n1_to_1": (-1.0, 1.0),
-}
+FloatMaker = Callable[[Operation], Kernel]
 
 
-def activate(y: np.ndarray, activation: str) -> np.ndarray:
-    """Apply a fused activation (a clamp) to a float tensor."""
-    if activation == "none":
-        return y
-    lo, hi = _BOUNDS[activation]
-    return np.clip(y, np.float32(lo), np.float32(hi))
+def _conv_weights(w: np.ndarray, groups: int) -> np.ndarray:
+    """OHWI weights as ``[G, KH*KW*Cin_g, Cout_g]`` matrices."""
+    cout = w.shape[0]
+    return np.ascontiguousarray(w.reshape(groups, cout // groups, -1).transpose(0, 2, 1), dtype=np.float32)
 
 
-def conv2d(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def conv2d(op: Operation) -> Kernel:
     """NHWC convolution with OHWI weights, groups, dilations, SAME/VALID/explicit padding."""
     assert isinstance(op, nn.Conv2DOp)
-    x, w = args[0], args[1]
     win = window_of(op)
-    n, c = x.shape[0], x.shape[3]
-    cout, kh, kw, cin_g = w.shape
+    n, _, _, c = nn.shape_of(op.input)
+    cout, kh, kw, cin_g = nn.shape_of(op.weight)
     groups = c // cin_g
-    xp = pad_hw(x, win.pads, 0.0)
     oh, ow = win.out_hw
-    if groups == 1:
-        cols = im2col(xp, win.kernel, win.strides, win.dilations, win.out_hw)
-        y = cols @ w.reshape(cout, -1).T
-    else:
-        view = window_view(xp, win.kernel, win.strides, win.dilations, win.out_hw)
-        m = n * oh * ow
-        cols = view.reshape(m, kh, kw, groups, cin_g).transpose(3, 0, 1, 2, 4).reshape(groups, m, -1)
-        wg = w.reshape(groups, cout // groups, -1).transpose(0, 2, 1)
-        y = np.matmul(cols, wg).transpose(1, 0, 2).reshape(m, cout)
-    if len(args) > 2:
-        y += args[2]
-    return activate(y.reshape(n, oh, ow, cout), op.activation())
+    m = n * oh * ow
+    w_static = static_value(op.weight)
+    wmats = _conv_weights(w_static, groups) if w_static is not None else None
+    activation = op.activation()
 
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        wm = wmats if wmats is not None else _conv_weights(args[1], groups)
+        xp = pad_hw(args[0], win.pads, 0.0)
+        if groups == 1:
+            y = im2col(xp, win.kernel, win.strides, win.dilations, win.out_hw) @ wm[0]
+        else:
+            view = window_view(xp, win.kernel, win.strides, win.dilations, win.out_hw)
+            cols = view.reshape(m, kh, kw, groups, cin_g).transpose(3, 0, 1, 2, 4).reshape(groups, m, -1)
+            y = np.matmul(cols, wm).transpose(1, 0, 2).reshape(m, cout)
+        if len(args) > 2:
+            y += args[2]
+        return activate(y.reshape(n, oh, ow, cout), activation)
 
-def depthwise_conv2d(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
-    """Depthwise convolution, weights ``[1, KH, KW, C*M]``, output channel ``c*M + m`` reads input ``c``."""
-    assert isinstance(op, nn.DepthwiseConv2DOp)
-    x, w = args[0], args[1]
-    win = window_of(op)
-    mult = w.shape[3] // x.shape[3]
-    xp = pad_hw(x, win.pads, 0.0)
-    if mult > 1:
-        xp = np.repeat(xp, mult, axis=3)
-    oh, ow = win.out_hw
-    y = np.zeros((x.shape[0], oh, ow, w.shape[3]), dtype=np.float32)
-    for i in range(win.kernel[0]):
-        for j in range(win.kernel[1]):
-            y += tap_slice(xp, i, j, win.strides, win.dilations, win.out_hw) * w[0, i, j]
-    if len(args) > 2:
-        y += args[2]
-    return activate(y, op.activation())
-
-
-def fully_connected(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
-    """``x @ W^T + b`` on the input flattened to rows of K."""
-    assert isinstance(op, nn.FullyConnectedOp)
-    x, w = args[0], args[1]
-    y = x.reshape(-1, w.shape[1]) @ w.T
-    if len(args) > 2:
-        y = y + args[2]
-    return activate(y.reshape(nn.shape_of(op.output)), op.activation())
-
-
-def _adjusted(a: np.ndarray, adj: bool) -> np.ndarray:
-    return np.swapaxes(a, -1, -2) if adj else a
-
-
-def matmul(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
-    """Batched matrix product with broadcast batch dims and optional transposes."""
-    assert isinstance(op, nn.MatMulOp)
-    a = _adjusted(args[0], op.adj_x is not None)
-    b = _adjusted(args[1], op.adj_y is not None)
-    return np.matmul(a, b)
-
-
-def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> FloatKernel:
-    def kernel(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
-        assert isinstance(op, nn.AddOp | nn.SubOp | nn.MulOp)
-        return activate(np.asarray(fn(args[0], args[1])), op.activation())
-
-    kernel.__doc__ = f"Elementwise {fn.__name__} with broadcasting and a fused activation."
     return kernel
 
 
-def relu(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def depthwise_conv2d(op: Operation) -> Kernel:
+    """Depthwise convolution, weights ``[1, KH, KW, C*M]``, output channel ``c*M + m`` reads input ``c``."""
+    assert isinstance(op, nn.DepthwiseConv2DOp)
+    win = window_of(op)
+    n, _, _, c = nn.shape_of(op.input)
+    _, kh, kw, cm = nn.shape_of(op.weight)
+    mult = cm // c
+    oh, ow = win.out_hw
+    activation = op.activation()
+
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        w = args[1].reshape(kh, kw, c, mult)
+        xp = pad_hw(args[0], win.pads, 0.0)[..., None]
+        acc = np.zeros((n, oh, ow, c, mult), dtype=np.float32)
+        for i in range(kh):
+            for j in range(kw):
+                acc += tap_slice(xp, i, j, win.strides, win.dilations, win.out_hw) * w[i, j]
+        y = acc.reshape(n, oh, ow, cm)
+        if len(args) > 2:
+            y = y + args[2]
+        return activate(y, activation)
+
+    return kernel
+
+
+def fully_connected(op: Operation) -> Kernel:
+    """``x @ W^T + b`` on the input flattened to rows of K."""
+    assert isinstance(op, nn.FullyConnectedOp)
+    out_shape = nn.shape_of(op.output)
+    k = nn.shape_of(op.weight)[1]
+    w_static = static_value(op.weight)
+    wt = np.ascontiguousarray(w_static.T) if w_static is not None else None
+    activation = op.activation()
+
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        y = args[0].reshape(-1, k) @ (wt if wt is not None else args[1].T)
+        if len(args) > 2:
+            y = y + args[2]
+        return activate(y.reshape(out_shape), activation)
+
+    return kernel
+
+
+def matmul(op: Operation) -> Kernel:
+    """Batched matrix product with broadcast batch dims and optional transposes."""
+    assert isinstance(op, nn.MatMulOp)
+    adj_x, adj_y = op.adj_x is not None, op.adj_y is not None
+
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        a = np.swapaxes(args[0], -1, -2) if adj_x else args[0]
+        b = np.swapaxes(args[1], -1, -2) if adj_y else args[1]
+        return np.matmul(a, b)
+
+    return kernel
+
+
+def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> FloatMaker:
+    def maker(op: Operation) -> Kernel:
+        assert isinstance(op, nn.AddOp | nn.SubOp | nn.MulOp)
+        activation = op.activation()
+        return lambda args: activate(np.asarray(fn(args[0], args[1])), activation)
+
+    maker.__doc__ = f"Elementwise {fn.__name__} with broadcasting and a fused activation."
+    return maker
+
+
+def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> FloatMaker:
+    def maker(op: Operation) -> Kernel:
+        return lambda args: fn(args[0])
+
+    maker.__doc__ = fn.__doc__
+    return maker
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
     """``max(x, 0)``."""
-    return np.maximum(args[0], np.float32(0))
+    return np.maximum(x, np.float32(0))
 
 
-def relu6(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def _relu6(x: np.ndarray) -> np.ndarray:
     """``min(max(x, 0), 6)``."""
-    return np.clip(args[0], np.float32(0), np.float32(6))
+    return np.clip(x, np.float32(0), np.float32(6))
 
 
-def clamp(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
-    """Clamp to the op's real bounds."""
-    assert isinstance(op, nn.ClampOp)
-    return np.clip(args[0], np.float32(op.min.value.data), np.float32(op.max.value.data))
-
-
-def logistic(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def _logistic(x: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-x))``."""
-    x = args[0]
     with np.errstate(over="ignore"):
         return (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32)
 
 
-def tanh(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def _tanh(x: np.ndarray) -> np.ndarray:
     """Hyperbolic tangent."""
-    return np.tanh(args[0])
+    return np.tanh(x)
 
 
-def softmax(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def clamp(op: Operation) -> Kernel:
+    """Clamp to the op's real bounds."""
+    assert isinstance(op, nn.ClampOp)
+    lo, hi = np.float32(op.min.value.data), np.float32(op.max.value.data)
+    return lambda args: np.clip(args[0], lo, hi)
+
+
+def softmax(op: Operation) -> Kernel:
     """``exp(beta*(x - max)) / sum`` over the last axis."""
     assert isinstance(op, nn.SoftmaxOp)
-    x = args[0]
-    e = np.exp((x - x.max(axis=-1, keepdims=True)) * np.float32(op.beta_value()))
-    return e / e.sum(axis=-1, keepdims=True)
+    beta = np.float32(op.beta_value())
+
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        x = args[0]
+        e = np.exp((x - x.max(axis=-1, keepdims=True)) * beta)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    return kernel
 
 
-def max_pool2d(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def max_pool2d(op: Operation) -> Kernel:
     """Max over windows; padded cells never win."""
     assert isinstance(op, nn.MaxPool2DOp)
     win = window_of(op)
-    xp = pad_hw(args[0], win.pads, -np.inf)
-    y = window_view(xp, win.kernel, win.strides, (1, 1), win.out_hw).max(axis=(3, 4))
-    return activate(y, op.activation())
+    activation = op.activation()
+
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        xp = pad_hw(args[0], win.pads, -np.inf)
+        y = window_view(xp, win.kernel, win.strides, (1, 1), win.out_hw).max(axis=(3, 4))
+        return activate(y, activation)
+
+    return kernel
 
 
-def avg_pool2d(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def avg_pool2d(op: Operation) -> Kernel:
     """Average over windows, counting only non-padded cells (TFLite)."""
     assert isinstance(op, nn.AvgPool2DOp)
-    x = args[0]
     win = window_of(op)
-    xp = pad_hw(x, win.pads, 0.0)
-    total = window_view(xp, win.kernel, win.strides, (1, 1), win.out_hw).sum(axis=(3, 4), dtype=np.float32)
-    counts = valid_counts(x.shape[1:3], win.kernel, win.strides, win.pads, win.out_hw).astype(np.float32)
-    return activate(total / counts[None, :, :, None], op.activation())
+    in_hw = nn.shape_of(op.input)[1:3]
+    counts = valid_counts(in_hw, win.kernel, win.strides, win.pads, win.out_hw).astype(np.float32)[
+        None, :, :, None
+    ]
+    activation = op.activation()
+
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        xp = pad_hw(args[0], win.pads, 0.0)
+        view = window_view(xp, win.kernel, win.strides, (1, 1), win.out_hw)
+        return activate(view.sum(axis=(3, 4), dtype=np.float32) / counts, activation)
+
+    return kernel
 
 
-def mean(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+def mean(op: Operation) -> Kernel:
     """Mean over the op's axes."""
     assert isinstance(op, nn.MeanOp)
     axes = op.axis_values()
-    y = np.mean(args[0], axis=axes, keepdims=op.keep_dims is not None, dtype=np.float32)
-    return np.asarray(y, dtype=np.float32)
+    keep = op.keep_dims is not None
+    return lambda args: np.asarray(
+        np.mean(args[0], axis=axes, keepdims=keep, dtype=np.float32), dtype=np.float32
+    )
 
 
-FLOAT_KERNELS: dict[type[Operation], FloatKernel] = {
+FLOAT_MAKERS: dict[type[Operation], FloatMaker] = {
     nn.Conv2DOp: conv2d,
     nn.DepthwiseConv2DOp: depthwise_conv2d,
     nn.FullyConnectedOp: fully_connected,
@@ -175,14 +219,14 @@ FLOAT_KERNELS: dict[type[Operation], FloatKernel] = {
     nn.AddOp: _binary(np.add),
     nn.SubOp: _binary(np.subtract),
     nn.MulOp: _binary(np.multiply),
-    nn.ReluOp: relu,
-    nn.Relu6Op: relu6,
+    nn.ReluOp: _unary(_relu),
+    nn.Relu6Op: _unary(_relu6),
     nn.ClampOp: clamp,
-    nn.LogisticOp: logistic,
-    nn.TanhOp: tanh,
+    nn.LogisticOp: _unary(_logistic),
+    nn.TanhOp: _unary(_tanh),
     nn.SoftmaxOp: softmax,
     nn.MaxPool2DOp: max_pool2d,
     nn.AvgPool2DOp: avg_pool2d,
     nn.MeanOp: mean,
 }
-"""Float kernels of the quantizable ops (data movement ops live in `kernels_common`)."""
+"""Float kernel makers of the quantizable ops (data movement ops live in `kernels_common`)."""
