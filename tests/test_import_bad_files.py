@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from nnopt.compiler.diagnostics import UserError
@@ -281,3 +283,39 @@ def test_onnx_cli_error(tmp_path: Path) -> None:
     assert_user_error(result, str(bad))
     assert len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "o.mlir").exists()
+
+
+# --------------------------------------------------------------------------
+# Fuzz: corrupted real files give a user error or a valid import, never a crash
+# --------------------------------------------------------------------------
+
+MUTATIONS = st.lists(
+    st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8
+)
+
+
+def mutate(data: bytes, changes: list[tuple[float, int]]) -> bytes:
+    out = bytearray(data)
+    for where, value in changes:
+        out[int(where * len(out))] = value
+    return bytes(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(changes=MUTATIONS)
+def test_corrupted_tflite_never_crashes(changes: list[tuple[float, int]]) -> None:
+    data = shared_path("models", "tflm_micro_speech_int8.tflite").read_bytes()
+    try:
+        import_tflite(mutate(data, changes), "fuzz.tflite")
+    except UserError as exc:
+        assert exc.location is not None and exc.location.startswith("fuzz.tflite")
+
+
+@settings(max_examples=60, deadline=None)
+@given(changes=MUTATIONS)
+def test_corrupted_onnx_never_crashes(changes: list[tuple[float, int]]) -> None:
+    data = shared_path("models", "onnx_mnist8_f32.onnx").read_bytes()
+    try:
+        import_onnx(mutate(data, changes), "fuzz.onnx")
+    except UserError as exc:
+        assert exc.location is not None and exc.location.startswith("fuzz.onnx")
