@@ -525,3 +525,44 @@ def test_concat_and_pad_of_quantized_tensors():
     out = run(g.module(c, p), [np.array([[-128, 0], [5, 127]], np.int8), np.array([[-11], [3]], np.int8)])
     assert out["c"].tolist() == [[-10, 0, -10], [2, 2, 2]]  # relu6 -> [zp, zp + 6/0.5] = [-10, 2]
     assert out["p"].tolist() == [[-8, -8, -8], [-10, 0, -10], [2, 2, 2]]  # 1.0 -> zp + 2
+
+
+@pytest.mark.parametrize("kind", ["softmax", "logistic", "tanh", "mean", "avg_pool", "mul"])
+def test_single_rounding_stays_within_one_lsb_of_double_rounding(kind):
+    rng = np.random.default_rng(11)
+    shape = (1, 6, 6, 16)
+    x = rng.integers(-128, 128, shape).astype(np.int8)
+    outs = {}
+    for mode in ("tflite_double", "single"):
+        g = GraphBuilder()
+        xv = g.arg(tt(shape, qt(0.07, 5)), "x")
+        if kind == "softmax":
+            y = g.op(nn.SoftmaxOp, [xv], tt(shape, qt(1 / 256, -128)), "y", rounding=mode, beta=1.3)
+        elif kind == "logistic":
+            y = g.op(nn.LogisticOp, [xv], tt(shape, qt(1 / 256, -128)), "y", rounding=mode)
+        elif kind == "tanh":
+            y = g.op(nn.TanhOp, [xv], tt(shape, qt(1 / 128)), "y", rounding=mode)
+        elif kind == "mean":
+            y = g.op(nn.MeanOp, [xv], tt((1, 16), qt(0.03, -2)), "y", axes=[1, 2], rounding=mode)
+        elif kind == "avg_pool":
+            y = g.op(nn.AvgPool2DOp, [xv], tt((1, 3, 3, 16), qt(0.07, 5)), "y", kernel=[3, 3], strides=[2, 2],
+                     padding="same", rounding=mode)  # fmt: skip
+        else:
+            y = g.op(nn.MulOp, [xv, xv], tt(shape, qt(0.2, 1)), "y", rounding=mode)
+        outs[mode] = run(g.module(y), [x])["y"].astype(int)
+    assert np.abs(outs["tflite_double"] - outs["single"]).max() <= 1
+
+
+def test_outputs_may_be_inputs_and_repeat():
+    g = GraphBuilder()
+    x = g.arg(tt((3,), qt(0.5)), "x")
+    y = g.op(nn.ReluOp, [x], tt((3,), qt(0.5)), "y")
+    g.block.add_op(nn.OutputOp([x, y, y]))
+    from xdsl.dialects.builtin import ModuleOp
+    from xdsl.ir import Region
+
+    graph = nn.GraphOp("g", [x.type], [x.type, y.type, y.type], Region(g.block))
+    out = run(ModuleOp([graph]), [np.array([-4, 0, 9], np.int8)])
+    assert graph.output_names() == ["x", "y", "y"]  # the same value twice has one name: one entry
+    assert list(out) == ["x", "y"]
+    assert out["x"].tolist() == [-4, 0, 9] and out["y"].tolist() == [0, 0, 9]
