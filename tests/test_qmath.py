@@ -103,7 +103,8 @@ def _triples(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # 4. extremes: INT32_MIN/MAX, 0, +-1 with every shift, including left shifts that wrap
     extremes = np.array([I32_MIN, I32_MIN + 1, -1, 0, 1, I32_MAX - 1, I32_MAX])
     acc.append(rng.choice(extremes, k))
-    mult.append(rng.choice(np.array([0, 1, 2**30, 2**31 - 1, 1518500250]), k))
+    # (INT32_MIN is no valid multiplier, but it reaches SRDHM's INT32_MIN * INT32_MIN saturation)
+    mult.append(rng.choice(np.array([0, 1, 2**30, 2**31 - 1, 1518500250, I32_MIN]), k))
     shift.append(rng.integers(-31, 31, k))
     # 5. left shifts of large values (int32 wrap of x << left_shift)
     acc.append(rng.integers(-(2**30), 2**30, n - 4 * k))
