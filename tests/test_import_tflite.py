@@ -372,3 +372,34 @@ def test_graph_inputs_and_outputs_named_in_arg_attrs() -> None:
 def test_every_shared_tflite_model_is_covered() -> None:
     files = {p.stem for p in (SHARED / "models").glob("*.tflite")}
     assert files == {*MODELS, "tflm_keyword_scrambled_int8"}
+
+
+def test_byte_moving_op_with_new_quantization_requantizes() -> None:
+    g = one_op(
+        "RESHAPE",
+        None,
+        {},
+        [
+            TT("x", (1, 2, 2), "INT8", scales=[0.5], zero_points=[1]),
+            TT("y", (1, 4), "INT8", scales=[0.25], zero_points=[0]),
+        ],
+        1,
+    )
+    reshape, requant = [op for op in g.block.ops if not isinstance(op, nn.OutputOp)]
+    assert isinstance(reshape, nn.ReshapeOp) and nn.elem_of(reshape.output) == nn.elem_of(g.block.args[0])
+    assert isinstance(requant, nn.QuantizeOp) and requant.rounding_mode() == "tflite_double"
+    assert nn.elem_of(requant.output) == nn.elem_of(g.function_type.outputs.data[0])
+
+
+def test_float16_weights_are_widened() -> None:
+    w16 = np.array([[0.5, -1.25, 3.0]], np.float16)
+    tensors = [TT("x", (1, 3)), TT("w16", (1, 3), "FLOAT16", data=w16), TT("w", (1, 3)), TT("y", (1, 1))]
+    ops = [
+        OpSpec("DEQUANTIZE", [1], [2]),
+        OpSpec("FULLY_CONNECTED", [0, 2, -1], [3], "FullyConnectedOptions", {}),
+    ]
+    g = graph_of(import_tflite(build_model(tensors, ops, [0], [3]), "f16.tflite"))
+    (fc,) = [op for op in g.block.ops if isinstance(op, nn.FullyConnectedOp)]
+    const = fc.weight.owner
+    assert isinstance(const, nn.ConstOp) and nn.elem_of(const.result) == nn.elem_of(g.block.args[0])
+    assert np.frombuffer(const.value.data.data, "<f4").tolist() == [0.5, -1.25, 3.0]
