@@ -81,7 +81,13 @@ def dequantize_op(op: Operation) -> Kernel:
     return lambda args: dequantize(args[0], scales[0], zps[0])
 
 
+def copy(op: Operation) -> Kernel:
+    """``nn.copy``: the same value in a new buffer."""
+    return lambda args: args[0].copy()
+
+
 COMMON_MAKERS: dict[type[Operation], CommonMaker] = {
+    nn.CopyOp: copy,
     nn.ReshapeOp: reshape,
     nn.TransposeOp: transpose,
     nn.PadOp: pad,
