@@ -71,17 +71,12 @@ def _range_abs(q: UniformQuantizedType, zero_point: int) -> int:
 
 
 def _mm_dtype(bound: int) -> type[np.generic]:
+    """The matmul dtype that computes integer dot products exactly when partial sums stay within `bound`."""
     if bound < (1 << 24):
         return np.float32
     if bound < (1 << 53):
         return np.float64
     return np.int64
-
-
-def exact_matmul(a: np.ndarray, b: np.ndarray, bound: int) -> np.ndarray:
-    """Exact integer ``a @ b`` (int64 result); `bound` caps the magnitude of every partial sum."""
-    dt = _mm_dtype(bound)
-    return np.matmul(a.astype(dt), b.astype(dt)).astype(np.int64)
 
 
 def make_requant(
