@@ -8,3 +8,5 @@ COMMANDS: dict[str, str] = {}
 COMMANDS["import"] = "import_"
 
 COMMANDS["run"] = "run"
+
+COMMANDS["plan"] = "plan"
