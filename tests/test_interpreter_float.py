@@ -483,3 +483,15 @@ def test_run_reuses_its_preparation_until_the_graph_changes():
     assert run(module, [ones])["y"].tolist() == [5, 6, 6]
     # an explicit Program keeps what it prepared
     assert program.run([ones])["y"].tolist() == [1, 2, 3]
+
+
+def test_run_sees_renamed_values():
+    g = GraphBuilder()
+    x = g.arg(tt((2,)), "x")
+    y = g.op(nn.ReluOp, [x], tt((2,)), "y")
+    module = g.module(y)
+    names: list[str] = []
+    run(module, [np.ones(2, np.float32)], dump=lambda n, op, v: names.append(n))
+    y.name_hint = "z"
+    out = run(module, [np.ones(2, np.float32)], dump=lambda n, op, v: names.append(n))
+    assert names == ["y", "z"] and list(out) == ["z"]

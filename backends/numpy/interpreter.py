@@ -199,11 +199,11 @@ _MEMO = "_nnopt_numpy_program"
 
 
 def _fingerprint(graph: nn.GraphOp) -> tuple[object, ...]:
-    """Everything preparation reads: every op, its operands, properties, attributes and result types."""
+    """Everything preparation reads: every op, its operands, properties, attributes, result types and names."""
     items: list[object] = [
         tuple(graph.properties.values()),
         tuple(graph.attributes.values()),
-        tuple(a.type for a in graph.block.args),
+        tuple((a.type, a.name_hint) for a in graph.block.args),
     ]
     for op in graph.block.ops:
         items.append(
@@ -212,7 +212,7 @@ def _fingerprint(graph: nn.GraphOp) -> tuple[object, ...]:
                 tuple(op.operands),
                 tuple(op.properties.items()),
                 tuple(op.attributes.items()),
-                tuple(r.type for r in op.results),
+                tuple((r.type, r.name_hint) for r in op.results),
             )
         )
     return tuple(items)
