@@ -681,7 +681,12 @@ class GraphOp(IRDLOperation):
                 entry = attrs.data[i].data.get(NAME_KEY)
                 if isinstance(entry, StringAttr):
                     name = entry.data
-            names.append(name or v.name_hint or f"{prefix}{i}")
+            name = name or v.name_hint or f"{prefix}{i}"
+            unique, k = name, 1
+            while unique in names:  # the same value output twice, or clashing names
+                unique = f"{name}_{k}"
+                k += 1
+            names.append(unique)
         return names
 
     def input_names(self) -> list[str]:
