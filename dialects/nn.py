@@ -1338,6 +1338,22 @@ class TransposeOp(IRDLOperation):
         expected = tuple(x[p] for p in perm)
         if tuple(y) != expected:
             raise VerifyException(f"result shape {list(y)} != expected {list(expected)}")
+        xq, yq = elem_of(self.input), elem_of(self.output)
+        if isinstance(xq, UniformQuantizedType) and xq.axis is not None:
+            # A per-axis quantized dimension moves with the permutation.
+            moved = UniformQuantizedType(
+                width=xq.width,
+                signed=xq.signed,
+                scales=xq.scale_values,
+                zero_points=xq.zero_point_values,
+                axis=list(perm).index(xq.axis),
+                storage_min=xq.qmin,
+                storage_max=xq.qmax,
+                expressed_type=xq.expressed_type,
+            )
+            if yq != moved:
+                raise VerifyException(f"transposing {_fmt(self.input)} gives element type {moved}, not {yq}")
+            return
         _check_same_quant(self.input, self.output, "transpose keeps the element type")
 
 

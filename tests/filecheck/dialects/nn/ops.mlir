@@ -107,3 +107,12 @@ nn.graph @overlay(%x: tensor<1x4xf32>) -> tensor<1x2xf32> {
   %y = nn.fully_connected %x, %wf : (tensor<1x4xf32>, tensor<2x4xf32>) -> tensor<1x2xf32>
   nn.output %y : tensor<1x2xf32>
 }
+
+// A per-axis quantized dimension moves with a transposition.
+// CHECK-LABEL: nn.graph @transpose_per_axis
+nn.graph @transpose_per_axis() -> tensor<3x2x!quant.uniform<i8:f32:0, {0.5,0.25,0.125}>> {
+  %w = nn.const dense<[[1, 2, 3], [4, 5, 6]]> : tensor<2x3xi8> -> tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>>
+  // CHECK: nn.transpose %w {perm = array<i64: 1, 0>} : (tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>>) -> tensor<3x2x!quant.uniform<i8:f32:0, {0.5,0.25,0.125}>>
+  %t = nn.transpose %w {perm = array<i64: 1, 0>} : (tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>>) -> tensor<3x2x!quant.uniform<i8:f32:0, {0.5,0.25,0.125}>>
+  nn.output %t : tensor<3x2x!quant.uniform<i8:f32:0, {0.5,0.25,0.125}>>
+}

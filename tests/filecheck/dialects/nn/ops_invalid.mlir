@@ -333,3 +333,10 @@ nn.graph @g(%x: tensor<4xf32>) -> tensor<4xf16> {
   nn.output %y : tensor<4xf16>
 }
 // CHECK: ops_invalid.mlir:{{[0-9]+}}:3: error: 'nn.copy' op a copy keeps its type: %x: tensor<4xf32> -> tensor<4xf16>
+
+// -----
+nn.graph @g(%x: tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>>) -> tensor<3x2x!quant.uniform<i8:f32:1, {0.5,0.25}>> {
+  %y = nn.transpose %x {perm = array<i64: 1, 0>} : (tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>>) -> tensor<3x2x!quant.uniform<i8:f32:1, {0.5,0.25}>>
+  nn.output %y : tensor<3x2x!quant.uniform<i8:f32:1, {0.5,0.25}>>
+}
+// CHECK: ops_invalid.mlir:{{[0-9]+}}:3: error: 'nn.transpose' op transposing %x: tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>> gives element type !quant.uniform<i8:f32:0, {0.5,0.25,0.125}>, not !quant.uniform<i8:f32:1, {0.5,0.25}>
