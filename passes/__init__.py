@@ -37,6 +37,12 @@ def _legalize_quant() -> type[ModulePass]:
     return LegalizeQuantPass
 
 
+def _schedule() -> type[ModulePass]:
+    from nnopt.passes.schedule import SchedulePass
+
+    return SchedulePass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Name -> factory for every nnopt pass; factories import their module on first use."""
     return {
@@ -45,4 +51,5 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "nn-lifetimes": _lifetimes,
         "nn-plan-arena": _plan_arena,
         "nn-propagate-transposes": _propagate_transposes,
+        "nn-schedule": _schedule,
     }
