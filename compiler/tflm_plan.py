@@ -426,10 +426,6 @@ def tflm_problem(graph: TflmGraph) -> Problem:
     return Problem(buffers, name=graph.file)
 
 
-def _unique_names(graph: TflmGraph) -> list[TflmTensor]:
-    return [t for t in graph.tensors if t.planned]
-
-
 def _tflm_online_order(problem: Problem, online: Sequence[int]) -> list[int]:
     """TFLM's order for online buffers: size descending, ties in reverse add order."""
     return sorted(online, key=lambda i: (-problem.buffers[i].padded_size, -i))
@@ -462,9 +458,17 @@ def plan_tflm(graph: TflmGraph, allocator: str = "portfolio", options: Options |
             graph.file,
         )
     problem = tflm_problem(graph)
-    plan = plan_buffers(problem, allocator, options)
-    tensors = _unique_names(graph)
-    n_tensors = len(tensors)
+    return tflm_plan_from(graph, plan_buffers(problem, allocator, options))
+
+
+def tflm_plan_from(graph: TflmGraph, plan: Plan) -> TflmPlan:
+    """The metadata offsets of a plan of `tflm_problem(graph)`, and the heads TFLM reports with and without it.
+
+    TFLM's greedy is replayed on the fixed offsets to place the online scratch
+    buffers; the result is checked by the independent verifier again.
+    """
+    problem = plan.problem
+    tensors = [t for t in graph.tensors if t.planned]
     offsets = [ONLINE] * graph.tensor_count
     fixed: dict[int, int] = {}
     for i, t in enumerate(tensors):
@@ -473,7 +477,7 @@ def plan_tflm(graph: TflmGraph, allocator: str = "portfolio", options: Options |
     predicted, head = simulate_tflm(problem, fixed) if problem.buffers else ([], 0)
     verify_plan(problem, predicted)
     _, tflm_head = simulate_tflm(problem, {}) if problem.buffers else ([], 0)
-    return TflmPlan(graph, plan, offsets, head, tflm_head, predicted[n_tensors:])
+    return TflmPlan(graph, plan, offsets, head, tflm_head, predicted[len(tensors) :])
 
 
 # --------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def test_capacity_not_found_within_limit(tmp_path: Path) -> None:
         "--time-limit",
         "5",
     )
-    assert_user_error(r, "no plan found within the 1-node limit", "raise --time-limit")
+    assert_user_error(r, "no plan found within the 1-node limit", "raise --node-limit", "best plan")
 
 
 # --------------------------------------------------------------------------

@@ -24,9 +24,11 @@ from nnopt.compiler.tflm_plan import (
     plan_tflm,
     read_offline_plan,
     read_tflm_graph,
+    tflm_plan_from,
     tflm_problem,
     write_offline_plan,
 )
+from nnopt.passes.planning.allocators import plan_buffers
 
 from .conftest import SHARED, run_tool, shared_path
 from .tflite_build import TT, OpSpec, build_model
@@ -344,6 +346,24 @@ def test_cli_write_tflite(tflm: None, tmp_path: Path) -> None:
     r = run_tool("nnopt", "plan", str(src), "--write-tflite", str(dst), "--capacity", "50000")
     assert r.code == 1 and "proven infeasible" in r.err and not dst.exists()
     assert "Traceback" not in r.err
+
+
+def test_scratch_replay_predicts_tflm(tflm: None, tmp_path: Path) -> None:
+    """A plan that leaves scratch gaps elsewhere (no reuse at all): TFLM's online scratch placement is replayed."""
+    src = shared_path("models", "tflm_keyword_scrambled_int8.tflite")
+    data = src.read_bytes()
+    graph = read_tflm_graph(data, str(src))
+    best = plan_tflm(graph)
+    linear = tflm_plan_from(graph, plan_buffers(best.plan.problem, "linear"))
+    planned = [t for t in graph.tensors if t.planned]
+    assert [linear.offsets[t.index] for t in planned] == linear.plan.offsets[: len(planned)]
+    # The scratch buffers go into TFLM's first fitting gaps, not where the linear plan put them.
+    assert linear.predicted_head < linear.plan.arena_bytes
+    dst = tmp_path / "linear.tflite"
+    dst.write_bytes(write_offline_plan(data, linear.words()))
+    results = run_tflm(src, dst)
+    assert results[str(dst)][0] == linear.predicted_head
+    assert results[str(dst)][1] == results[str(src)][1]
 
 
 def test_shared_models_listed() -> None:

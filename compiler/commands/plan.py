@@ -279,10 +279,8 @@ def fit_capacity(problem: Problem, plan: Plan, capacity: int, options: Options) 
     limit = (
         f"{options.node_limit:,}-node limit" if options.node_limit else f"{options.time_limit:g} s time limit"
     )
-    return None, (
-        f"no plan found within the {limit} (best {plan.arena_bytes:,} bytes, lower bound {lower:,}); "
-        "one may exist: raise --time-limit"
-    )
+    raise_ = "--node-limit" if options.node_limit else "--time-limit"
+    return None, f"no plan found within the {limit}; one may exist: raise {raise_}"
 
 
 def _describe(b: Buffer) -> str:
@@ -437,7 +435,7 @@ def plan_model(args: argparse.Namespace, s: Settings) -> Result:
 
 def plan_tflm_model(args: argparse.Namespace, s: Settings) -> Result:
     """Plan a .tflite file as TFLite Micro plans it; optionally build the file with the plan in it."""
-    from nnopt.compiler.tflm_plan import plan_tflm, read_tflm_graph, write_offline_plan
+    from nnopt.compiler.tflm_plan import plan_tflm, read_tflm_graph, tflm_plan_from, write_offline_plan
 
     path = args.model
     if os.path.isdir(path):
@@ -459,8 +457,7 @@ def plan_tflm_model(args: argparse.Namespace, s: Settings) -> Result:
         if fitted is None:
             raise _no_fit("arena", tp.plan.problem, tp.plan, capacity, reason, graph.scopes)
         if fitted is not tp.plan:
-            tp = dataclasses.replace(tp, plan=fitted)
-            tp = _refresh_tflm(tp)
+            tp = tflm_plan_from(graph, fitted)
         if tp.predicted_head > capacity:
             raise UserError(
                 f"the tensors fit capacity {capacity:,} bytes, but TFLite Micro's own placement of the "
@@ -504,23 +501,6 @@ def plan_tflm_model(args: argparse.Namespace, s: Settings) -> Result:
         f"TFLite Micro memory plan of {path} ({len(graph.ops)} ops, the file's order, no in-place sharing)"
     )
     return Result(title, [rep], meta, out)
-
-
-def _refresh_tflm(tp: Any) -> Any:
-    """Recompute the offsets and predicted head of a TFLM plan whose `plan` changed."""
-    from nnopt.compiler.tflm_plan import ONLINE, simulate_tflm
-
-    graph = tp.graph
-    planned = [t for t in graph.tensors if t.planned]
-    offsets = [ONLINE] * graph.tensor_count
-    fixed = {}
-    for i, t in enumerate(planned):
-        offsets[t.index] = tp.plan.offsets[i]
-        fixed[i] = tp.plan.offsets[i]
-    placed, head = simulate_tflm(tp.plan.problem, fixed)
-    return dataclasses.replace(
-        tp, offsets=offsets, predicted_head=head, scratch_offsets=placed[len(planned) :]
-    )
 
 
 # --------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def summary(rep: SpaceReport) -> str:
     lines.append(
         (
             "liveness lower bound",
-            f"{_b(rep.lower_bound)}  (peak at step {peak}{': ' + label if label else ''})",
+            f"{_b(rep.lower_bound)}  (peak at step {peak}{': ' + _shorten(label, 60) if label else ''})",
         )
     )
     lines.append(("arena", f"{_b(rep.arena)}  ({_kib(rep.arena)})"))
