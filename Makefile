@@ -41,8 +41,9 @@ lit: $(STAMP)
 test: lint typecheck
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
+# Every section, several minutes; rewrites BENCHMARKS.md. One section: make bench BENCH_ARGS='--only planning'
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
