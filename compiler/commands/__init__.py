@@ -10,3 +10,5 @@ COMMANDS["import"] = "import_"
 COMMANDS["run"] = "run"
 
 COMMANDS["plan"] = "plan"
+
+COMMANDS["targets"] = "targets"
