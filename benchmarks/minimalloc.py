@@ -140,11 +140,11 @@ def _commentary(table: Table, limit: float) -> list[str]:
     ]
     open_rows = [r for r in rows if not r["optimal"]]
     for r in open_rows:
-        fits = "it fits the 1 MiB capacity" if r["fits"] else "it does **not** fit the 1 MiB capacity"
+        fit_text = "it fits the 1 MiB capacity" if r["fits"] else "it does **not** fit the 1 MiB capacity"
         lines.append(
             f"{r['instance']}: the lower bound {r['lb']:,} is not reached: nnopt's best is {r['arena']:,} "
             f"({r['arena'] / r['lb'] - 1:+.1%} over it; proven bound {r.get('proven_lower_bound') or r['lb']:,}), "
-            f"and the portfolio spends its {limit:g} s limit trying to close the gap; {fits}."
+            f"and the portfolio spends its {limit:g} s limit trying to close the gap; {fit_text}."
         )
     worst = max(r["tflm_over"] for r in rows)
     best = min(r["tflm_over"] for r in rows)

@@ -5,7 +5,8 @@ For every model of ../shared/models and examples/models, in one run:
 * nnopt's liveness lower bound in the file's op order (most activation bytes,
   16-byte aligned, live at one step; scratch excluded);
 * nnopt's arena after each planning pipeline whose passes exist (plain
-  bufferize + plan-arena, then with nn-merge-buffers, nn-schedule, both);
+  bufferize + plan-arena, then with nn-merge-buffers, then with nn-schedule
+  and nn-merge-buffers);
 * TFLite Micro's "Arena allocation head" from `print_allocations()` (the
   planned, non-persistent part of its arena), and nnopt's re-implementation
   of that planner (the ``tflm`` allocator) on nnopt's own buffers as a check;
@@ -14,7 +15,11 @@ For every model of ../shared/models and examples/models, in one run:
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +47,6 @@ class Variant:
 VARIANTS = (
     Variant("plain", "bufferize+plan", ("nn-bufferize", "nn-plan-arena")),
     Variant("merge", "+merge", ("nn-bufferize", "nn-merge-buffers", "nn-plan-arena")),
-    Variant("sched", "+schedule", ("nn-schedule", "nn-bufferize", "nn-plan-arena")),
     Variant(
         "sched_merge", "+schedule+merge", ("nn-schedule", "nn-bufferize", "nn-merge-buffers", "nn-plan-arena")
     ),
@@ -148,6 +152,34 @@ def peak_note(module: ModuleOp) -> tuple[str, str]:
     return op.split()[0], f"peak {problem.lower_bound():,} B at step {step} (`{op.split()[0]}`): {listing}"
 
 
+def merge_report(module: ModuleOp) -> str | None:
+    """What nn-merge-buffers did to a model, from its ``report=true`` text (None when it did nothing)."""
+    from nnopt.compiler.opt import build_pipeline
+    from nnopt.compiler.registry import build_registry, make_context
+
+    registry = build_registry()
+    clone, xctx, text = module.clone(), make_context(registry), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(text):
+            for p in build_pipeline(registry, "nn-bufferize,nn-merge-buffers{report=true}"):
+                p.apply(xctx, clone)
+    except Exception:
+        return None
+    out = text.getvalue()
+    bound = re.search(
+        r"lower bound '[^']*': ([\d,]+) -> ([\d,]+) bytes[^;\n]*(?:; ([\d,]+) after graph rewrites)?", out
+    )
+    if bound is None or bound.group(1) == bound.group(2):
+        return None
+    rewrites = ", ".join(f"{name} x{count}" for name, count in re.findall(r"rewrite ([\w-]+): (\d+)", out))
+    kinds = Counter(re.findall(r"^//\s+(depthwise|elementwise|view|concat)\w*:", out, flags=re.M))
+    shared = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+    note = f"bound {bound.group(1)} -> {bound.group(2)} B"
+    if bound.group(3):
+        note += f" ({bound.group(3)} B after the graph rewrites{': ' + rewrites if rewrites else ''})"
+    return note + (f"; sharing in place: {shared}" if shared else "")
+
+
 def outputs_unchanged(original: ModuleOp, planned: ModuleOp) -> bool | str:
     """Run the interpreter on the planned module and on the original with the same input."""
     from nnopt.backends.numpy import run
@@ -204,6 +236,7 @@ def run(ctx: Context) -> SectionResult:
     result.tables = [table]
     models = [m for m in shared_models(ctx) if m.kind in ("tflite", "onnx")] + example_models(ctx)
     peaks: list[str] = []
+    merges: list[str] = []
     for model in models:
         ctx.log(f"[planning] {model.label}")
         row = table.add(model=model.label)
@@ -215,6 +248,14 @@ def run(ctx: Context) -> SectionResult:
             table.unavailable(row, "lb", short_error(exc, strip=str(model.path)), "not imported")
         if module is not None:
             _plan_model(module, graph, variants, reps, row, table)
+            if (
+                isinstance(row.get("merge"), int)
+                and isinstance(row.get("plain"), int)
+                and row["merge"] < row["plain"]
+            ):
+                row["merge_report"] = merge_report(module)
+                if row["merge_report"]:
+                    merges.append(f"`{model.label}`: {row['merge_report']}")
         if model.kind == "tflite":
             _peers(model, row, table)
         best = row.get(final.key) if final else None
@@ -233,6 +274,8 @@ def run(ctx: Context) -> SectionResult:
                 if isinstance(row.get(k), int)
             )
         )
+    if merges:
+        table.notes.append("What nn-merge-buffers changed (its `report=true`): " + "; ".join(merges) + ".")
     if peaks:
         table.notes.append("Where nnopt needs more than Vela, nnopt's peak: " + "; ".join(peaks) + ".")
     result.commentary = _commentary(table, final, missing)
@@ -358,15 +401,12 @@ def _commentary(table: Table, final: Variant | None, missing: list[str]) -> list
             f"Issue reference for {name} (bound / TFLM / Vela = {lb:,} / {tflm:,} / {vela:,}): "
             + ("reproduced exactly." if same else f"measured {' / '.join(_fmt(g) for g in got)}.")
         )
-    mbv2 = next((r for r in table.rows if r["model"] == "tflm_xtensa_mobilenet_v2_224_int8"), None)
-    if mbv2 and mbv2.get("peak_op") == "nn.pad":
+    padded = [r["model"] for r in table.rows if r.get("peak_op") == "nn.pad"]
+    if padded:
         lines.append(
-            "MobileNetV2-224 (exported from PyTorch with explicit PAD ops): nnopt's peak is a 112x112x96 "
-            "convolution output live together with its padded 113x113x96 copy made by the PAD op that feeds "
-            "the stride-2 depthwise convolution; Vela folds such a PAD into the convolution's padding, so its "
-            "peak is that output plus the 56x56x96 depthwise output (1,204,224 + 301,056 = 1,505,280). Folding "
-            "PAD into the consumer's padding (or writing the producer straight into the padded buffer) would "
-            "close this gap; it is not done yet."
+            f"On {', '.join(padded)} nnopt's peak is an explicit `nn.pad` (PyTorch/ONNX exports pad before strided "
+            "convolutions): the padded copy is live next to its input. Vela folds such a PAD into the "
+            "convolution's own padding; `nn-fold-pad` (also run inside nn-merge-buffers) does the same."
         )
     if missing:
         lines.append(
