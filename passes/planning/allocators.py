@@ -250,31 +250,38 @@ def solve_capacity(
 
 
 def exact_search(
-    problem: Problem, lower: int, upper: int, deadline: float, node_limit: int = 0
+    problem: Problem,
+    lower: int,
+    upper: int,
+    deadline: float,
+    node_limit: int = 0,
+    *,
+    soft: int | None = None,
 ) -> ExactResult:
-    """Anytime search between a lower bound and a known feasible arena.
+    """Anytime search between a proven lower bound and a known feasible arena.
 
-    Each decision call gets a slice of the remaining time. The lower bound is
-    tried first (it is usually tight); after that, targets bisect the interval
-    between the highest target not yet shown feasible and the best arena.
-    Success lowers the best arena; a proof of infeasibility raises the proven
-    bound; a timeout only moves the search target up. With `node_limit` each
-    decision stops after that many nodes instead, so the result is the same on
-    every machine.
+    Targets bisect the interval between the smallest arena not yet shown
+    feasible (`soft`, by default the lower bound itself, which is usually
+    tight and so tried first) and the best arena. Each decision call gets half
+    of the remaining time. Success lowers the best arena; a proof of
+    infeasibility raises the proven bound; a timeout only moves the search
+    target up. With `node_limit` each decision stops after that many nodes
+    instead, so the result is the same on every machine.
     """
     best: list[int] | None = None
     calls: list[tuple[int, str, float]] = []
     nodes = 0
     align = max((b.alignment for b in problem.buffers), default=1)
-    proven, soft, hi = lower, lower, upper  # proven <= soft: no smaller arena exists below `proven`
+    proven, hi = lower, upper  # no arena below `proven` exists; `hi` is feasible
+    soft = lower if soft is None else soft
     while soft < hi:
         remaining = deadline - time.perf_counter()
         if remaining <= 0.02:
             break
-        target = soft if not calls else max(soft, align_up((soft + hi) // 2, align))
+        target = soft if not calls and soft == lower else max(soft, align_up((soft + hi) // 2, align))
         if target >= hi:
             target = hi - align if hi - align >= soft else soft
-        budget = remaining * (0.25 if not calls else 0.5) if remaining > 1.0 else remaining
+        budget = remaining * 0.5 if remaining > 1.0 else remaining
         t0 = time.perf_counter()
         status, offsets, used = solve_capacity(problem, target, budget, node_limit)
         calls.append((target, status, round(time.perf_counter() - t0, 3)))
@@ -298,7 +305,11 @@ def exact_search(
 
 
 def portfolio(problem: Problem, options: Options) -> Plan:
-    """Greedy portfolio, then local search, then anytime exact search (the default)."""
+    """Greedy portfolio; then the lower bound tried exactly; then local search and anytime exact search.
+
+    The lower bound gets the first 40 % of the time budget because it is
+    usually feasible, and then proves the plan optimal at once.
+    """
     start = time.perf_counter()
     deadline = start + options.time_limit
     lower = problem.lower_bound()
@@ -306,30 +317,44 @@ def portfolio(problem: Problem, options: Options) -> Plan:
     stats: dict[str, object] = {"greedy": results, "best_greedy": label, "greedy_arena": arena}
     algorithm = f"greedy {label}"
     pinned = any(b.offset is not None for b in problem.buffers)
-    if arena > lower and options.local_search:
-        # A fixed iteration budget (not a deadline) keeps plans identical for a seed.
+    exact = options.exact and not pinned and len(problem) <= EXACT_MAX_BUFFERS
+    if pinned:
+        stats["exact"] = "skipped: pinned buffers"
+    elif len(problem) > EXACT_MAX_BUFFERS:
+        stats["exact"] = f"skipped: more than {EXACT_MAX_BUFFERS} buffers"
+    proven_lower, soft = lower, lower
+    calls: list[tuple[int, str, float]] = []
+    nodes = 0
+    if arena > lower and exact:
+        t0 = time.perf_counter()
+        status, found, nodes = solve_capacity(problem, lower, options.time_limit * 0.4, options.node_limit)
+        calls.append((lower, status, round(time.perf_counter() - t0, 3)))
+        if status == "ok" and found is not None:
+            offsets, arena, algorithm = found, lower, "exact search"
+        elif status == "infeasible":
+            proven_lower = soft = lower + 1
+        else:
+            soft = lower + 1
+    if arena > proven_lower and options.local_search:
+        # A fixed iteration budget keeps plans identical for a seed; the deadline only
+        # cuts it short when the time limit is too small for it.
         iterations = min(3000, max(100, 400_000 // len(problem)))
+        ls_deadline = time.perf_counter() + max(0.0, deadline - time.perf_counter()) * 0.5
         ls_off, ls_arena, _, used = local_search(
-            problem, order, lower, seed=options.seed, iterations=iterations
+            problem, order, proven_lower, seed=options.seed, iterations=iterations, deadline=ls_deadline
         )
         stats["local_search"] = {"arena": ls_arena, "iterations": used}
         if ls_arena < arena:
             offsets, arena, algorithm = ls_off, ls_arena, "local search"
-    proven_lower = lower
-    if len(problem) > EXACT_MAX_BUFFERS:
-        stats["exact"] = f"skipped: more than {EXACT_MAX_BUFFERS} buffers"
-    elif arena > lower and options.exact and not pinned:
-        result = exact_search(problem, lower, arena, deadline, options.node_limit)
-        stats["exact"] = {
-            "calls": result.calls,
-            "nodes": result.nodes,
-            "proven_lower_bound": result.proven_lower,
-        }
+    if arena > proven_lower and exact:
+        result = exact_search(problem, proven_lower, arena, deadline, options.node_limit, soft=soft)
+        calls += result.calls
+        nodes += result.nodes
         proven_lower = result.proven_lower
         if result.offsets is not None and result.arena < arena:
             offsets, arena, algorithm = result.offsets, result.arena, "exact search"
-    elif pinned:
-        stats["exact"] = "skipped: pinned buffers"
+    if calls:
+        stats["exact"] = {"calls": calls, "nodes": nodes, "proven_lower_bound": proven_lower}
     plan = Plan(problem, offsets, algorithm, lower, proven_optimal=arena <= proven_lower, stats=stats)
     plan.stats["proven_lower_bound"] = proven_lower
     return plan
