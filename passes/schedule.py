@@ -11,9 +11,9 @@ Ops are pure, so only data dependences constrain the order. The pass
 2. keeps the `candidates` best distinct orders whose peak is not above the
    original's, and, with ``evaluate=true``, ranks them together with the
    original order by the arena they achieve: each order is applied to a clone
-   that is bufferized, merged in place (when `nn-merge-buffers` is
+   that is bufferized, merged in place (`nn-merge-buffers`, when
    installed) and planned with a fast deterministic allocator setting
-   (greedy portfolio and local search, no exact search). An order wins on the
+   (the greedy portfolio alone: no local or exact search). An order wins on the
    smallest (arena, lower bound); it is eligible only when its lower bound is
    not above the original's; ties keep the original order. Without
    evaluation, the order of least peak wins (ties keep the original);
@@ -42,12 +42,12 @@ from xdsl.passes import ModulePass
 from nnopt.compiler.diagnostics import UserError, op_location
 from nnopt.dialects import nn
 from nnopt.passes.analysis.lifetimes import executed_ops
-from nnopt.passes.analysis.schedule_dp import DepGraph, Schedule, best_order, dep_graph
+from nnopt.passes.analysis.schedule_dp import TIES, DepGraph, best_orders, dep_graph
 from nnopt.passes.bufferize import bufferize_graph
 from nnopt.passes.planning.allocators import Options
 
-EVAL_OPTIONS = Options(time_limit=0.2, exact=False)
-"""Allocator setting used to rank candidate orders (deterministic: no time-bounded search)."""
+EVAL_OPTIONS = Options(time_limit=0.2, exact=False, local_search=False)
+"""Allocator setting used to rank candidate orders: the greedy portfolio alone (fast, deterministic)."""
 
 
 @dataclass
@@ -168,10 +168,9 @@ def candidate_orders(
     """
     original = tuple(range(dg.n))
     original_peak = dg.peak(original)
-    runs: list[tuple[str, Schedule]] = [
-        (label, best_order(dg, max_states=max_states, beam=beam, tie=tie))
-        for tie, label in (("area", "least area"), ("original", "nearest original"))
-    ]
+    labels = {"area": "least area", "original": "nearest original"}
+    schedules = best_orders(dg, max_states=max_states, beam=beam, ties=TIES)
+    runs = [(labels[tie], s) for tie, s in zip(TIES, schedules, strict=True)]
     seen = {original}
     found: list[tuple[int, int, Candidate]] = []
     for i, (label, s) in enumerate(runs):
@@ -180,8 +179,7 @@ def candidate_orders(
         seen.add(s.order)
         found.append((s.peak, i, Candidate(label, s.order, s.peak)))
     found.sort(key=lambda t: (t[0], t[1]))
-    exact = all(s.exact for _, s in runs)
-    return [c for _, _, c in found[: max(candidates, 0)]], exact, sum(s.states for _, s in runs)
+    return [c for _, _, c in found[: max(candidates, 0)]], schedules[0].exact, schedules[0].states
 
 
 def schedule_graph(

@@ -239,6 +239,7 @@ def test_schedule_is_valid_equivalent_and_never_worse(spec: GraphSpec, evaluate:
     expected = run(module, _inputs(spec))
     dg_before, _ = dep_graph(graph)
     peak_before = dg_before.peak(range(dg_before.n))
+    text_before = str(module)
     original = evaluate_order(graph, list(range(dg_before.n))) if evaluate else None
     report = schedule_graph(graph, evaluate=evaluate, candidates=2)
     module.verify()
@@ -251,6 +252,9 @@ def test_schedule_is_valid_equivalent_and_never_worse(spec: GraphSpec, evaluate:
         assert after[0] <= original[0] and after[1] <= original[1]
     if not report.changed:
         assert peak_after == peak_before
+        assert str(module) == text_before
+    if all(hi - lo == 1 for lo, hi in dg_before.segments()):  # one topological order only
+        assert not report.changed
     got = run(module, _inputs(spec))
     assert got.keys() == expected.keys()
     for k in expected:

@@ -388,7 +388,9 @@ def _improve_windows(
                     bound=max(old),
                 )
             except _TooMany:
-                return _Part(order, max(costs), part.secondary, part.live, part.states + limit)
+                states = limit
+                improved = False
+                break
             states += found.states
             if (found.peak, found.secondary) < (max(old), old_sec):
                 order[i:j] = found.order
@@ -401,7 +403,109 @@ def _improve_windows(
         mask |= 1 << v
         live = dg.live_after(mask, live, v)
     sec = sum(costs) if tie == "area" else sum(abs(start_pos + k - v) for k, v in enumerate(order))
-    return _Part(order, max(costs), sec, live, part.states + states)
+    return _Part(order, max(costs), sec, live, states)
+
+
+def best_orders(
+    dg: DepGraph,
+    *,
+    max_states: int = 100_000,
+    beam: int = 128,
+    ties: Sequence[str] = TIES,
+    rank: str = "live",
+    window: int = 12,
+) -> list[Schedule]:
+    """Topological orders of least peak, one per tie-break in `ties`; exact per segment within `max_states`.
+
+    Per segment: two beam searches of width `beam` (states ranked by bytes
+    live now or by peak so far; `rank` first, it wins ties) give an order.
+    The exact search then looks for a strictly smaller peak, dropping every
+    partial order already above the beam's: the order it finds is optimal,
+    and when it finds none, the beam's order is. The optimal peak then bounds
+    one more exact search per tie-break that orders the optimal orders by it
+    (if the states allow; else the first optimal order found stays). A
+    segment too large for `max_states` keeps the beam's order, improved by
+    exact re-ordering of sliding windows of `window` ops (per tie-break, each
+    within `max_states` states).
+    """
+    for tie in ties:
+        if tie not in TIES:
+            raise ValueError(f"tie must be one of {TIES}, got {tie!r}")
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
+    if not ties:
+        return []
+    k = len(ties)
+    orders: list[list[int]] = [[] for _ in ties]
+    peaks = [0 if dg.n else dg.live0 + dg.first_extra] * k
+    secs = [0] * k
+    states = 0
+    lower = peaks[0]
+    exact = True
+    mask, live = 0, dg.live0
+    segments = dg.segments()
+    ranks = (rank, *(r for r in RANKS if r != rank))
+    for lo, hi in segments:
+        ops = ((1 << hi) - 1) ^ ((1 << lo) - 1)
+        parts: list[_Part]
+        if hi - lo == 1:
+            cost = live + dg.step_bytes[lo] + (dg.first_extra if mask == 0 else 0)
+            end = dg.live_after(mask | ops, live, lo)
+            parts = [_Part([lo], cost, cost if tie == "area" else 0, end, 0) for tie in ties]
+            floor = cost
+            states += 1
+        else:
+            heuristic = []
+            for tie in ties:
+                tried = [_search(dg, ops, mask, live, lo, tie=tie, beam=beam, rank=r) for r in ranks]
+                states += sum(t.states for t in tried)
+                heuristic.append(min(tried, key=lambda t: (t.peak, t.secondary)))
+            known = min(heuristic, key=lambda t: t.peak)
+            floor = max(dg.floors[lo:hi])
+            optimum: _Part | None = None
+            try:
+                optimum = _search(
+                    dg, ops, mask, live, lo, tie=ties[0], limit=max_states, bound=known.peak - 1
+                )
+                states += optimum.states
+            except _TooMany:
+                states += max_states
+            except _NoOrder as none:
+                states += none.states
+                optimum = known
+            if optimum is None:
+                exact = False
+                parts = []
+                for tie, part in zip(ties, heuristic, strict=True):
+                    improved = _improve_windows(
+                        dg, part, mask, live, lo, tie=tie, window=window, limit=max_states
+                    )
+                    states += improved.states
+                    parts.append(improved)
+            else:
+                floor = optimum.peak
+                parts = []
+                for tie, part in zip(ties, heuristic, strict=True):
+                    best = optimum if optimum is not known or part.peak > optimum.peak else part
+                    if tie != ties[0] or optimum is known:
+                        try:
+                            best = _search(
+                                dg, ops, mask, live, lo, tie=tie, limit=max_states, bound=optimum.peak
+                            )
+                            states += best.states
+                        except _TooMany:
+                            states += max_states
+                    parts.append(best)
+        for i, part in enumerate(parts):
+            orders[i].extend(part.order)
+            peaks[i] = max(peaks[i], part.peak)
+            secs[i] += part.secondary
+        lower = max(lower, floor)
+        live = parts[0].live
+        mask |= ops
+    return [
+        Schedule(tuple(orders[i]), peaks[i], secs[i], exact, lower, states, len(segments)) for i in range(k)
+    ]
 
 
 def best_order(
@@ -413,65 +517,5 @@ def best_order(
     rank: str = "live",
     window: int = 12,
 ) -> Schedule:
-    """A topological order of least peak: exact per segment within `max_states`, else heuristic.
-
-    Per segment: two beam searches of width `beam` (`rank` first; it wins
-    ties) give an order; the exact search then looks for a strictly smaller
-    peak, dropping every partial order already above the beam's peak. When
-    none exists the beam's order is optimal (and the exact search runs once
-    more at that peak, if the states allow, to break ties by `tie`). A
-    segment too large for `max_states` keeps the beam's order, improved by
-    exact re-ordering of sliding windows of `window` ops.
-    """
-    if tie not in TIES:
-        raise ValueError(f"tie must be one of {TIES}, got {tie!r}")
-    if rank not in RANKS:
-        raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
-    order: list[int] = []
-    peak = 0 if dg.n else dg.live0 + dg.first_extra
-    sec = states = 0
-    lower = peak
-    exact = True
-    mask, live = 0, dg.live0
-    segments = dg.segments()
-    for lo, hi in segments:
-        ops = ((1 << hi) - 1) ^ ((1 << lo) - 1)
-        if hi - lo == 1:
-            cost = live + dg.step_bytes[lo] + (dg.first_extra if mask == 0 else 0)
-            part = _Part([lo], cost, cost if tie == "area" else 0, dg.live_after(mask | ops, live, lo), 1)
-            floor = cost
-        else:
-            tried = [
-                _search(dg, ops, mask, live, lo, tie=tie, beam=beam, rank=r)
-                for r in (rank, *(r for r in RANKS if r != rank))
-            ]
-            part = min(tried, key=lambda t: (t.peak, t.secondary))
-            used = sum(t.states for t in tried)
-            floor = max(dg.floors[lo:hi])
-            try:
-                found = _search(dg, ops, mask, live, lo, tie=tie, limit=max_states, bound=part.peak - 1)
-                part, floor = found, found.peak
-                used += found.states
-            except _TooMany:
-                used += max_states
-                exact = False
-                part = _improve_windows(dg, part, mask, live, lo, tie=tie, window=window, limit=max_states)
-            except _NoOrder as none:
-                used += none.states
-                floor = part.peak
-                try:
-                    part = _search(
-                        dg, ops, mask, live, lo, tie=tie, limit=max_states - none.states, bound=part.peak
-                    )
-                    used += part.states
-                except _TooMany:
-                    used = max_states
-            part = _Part(part.order, part.peak, part.secondary, part.live, used)
-        order.extend(part.order)
-        states += part.states
-        peak = max(peak, part.peak)
-        sec += part.secondary
-        lower = max(lower, floor)
-        live = part.live
-        mask |= ops
-    return Schedule(tuple(order), peak, sec, exact, lower, states, len(segments))
+    """A topological order of least peak, ties broken by `tie` (see `best_orders`)."""
+    return best_orders(dg, max_states=max_states, beam=beam, ties=(tie,), rank=rank, window=window)[0]
