@@ -12,3 +12,5 @@ COMMANDS["run"] = "run"
 COMMANDS["plan"] = "plan"
 
 COMMANDS["targets"] = "targets"
+
+COMMANDS["compile"] = "compile"
