@@ -20,6 +20,7 @@ from xdsl.passes import ModulePass, PassPipeline, get_pass_option_infos
 from xdsl.printer import Printer
 from xdsl.utils.arg_spec import parse_pipeline
 from xdsl.utils.exceptions import ArgSpecParseError, ParseError
+from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from nnopt.compiler.diagnostics import UserError, parse_error, run_cli, verify_module
@@ -120,6 +121,7 @@ class NNOptMain(xDSLOptMain):
         from xdsl.targets import get_all_targets
 
         self.available_targets["mlir"] = get_all_targets()["mlir"]
+        self.available_targets["c"] = _c_target
 
     def register_all_frontends(self) -> None:
         self.available_frontends["mlir"] = lambda io: self._parse_mlir_chunk(io.read(), 0)
@@ -258,6 +260,12 @@ class NNOptMain(xDSLOptMain):
 
         with atomic_output(self.args.output_file) as handle:
             handle.write(text)  # type: ignore[attr-defined]
+
+
+def _c_target() -> type[Target]:
+    from nnopt.backends.c.target import CTarget
+
+    return CTarget
 
 
 def output_module(ctx: Context, module: ModuleOp, generic: bool = False) -> str:
