@@ -17,6 +17,7 @@ SECTION_MODULES = (
     "benchmarks.planning",
     "benchmarks.minimalloc",
     "benchmarks.planner_speed",
+    "benchmarks.schedule",
 )
 
 

@@ -330,3 +330,17 @@ def test_bufferized_graphs_are_refused() -> None:
 def test_bad_options(options: dict[str, int], message: str) -> None:
     with pytest.raises(UserError, match=message):
         SchedulePass(**options).apply(None, _branching_reversed())  # type: ignore[arg-type]
+
+
+def test_benchmark_section_measures_the_branching_models() -> None:
+    from benchmarks.common import Context
+    from benchmarks.schedule import run as run_section
+
+    result = run_section(Context(quick=True, repeat=1, models=["branching_inception"], log=lambda _: None))
+    models, synthetic, _ = result.tables
+    assert [r["model"] for r in models.rows] == ["branching_inception.nn"]
+    assert models.rows[0]["arena1"] == models.rows[0]["arena0"] == 106_496  # already the best order
+    reversed_row = synthetic.rows[0]
+    assert reversed_row["changed"] and reversed_row["exact"]
+    assert reversed_row["arena0"] == 114_688 and reversed_row["arena1"] == 106_496
+    assert "No arena grew." in result.commentary

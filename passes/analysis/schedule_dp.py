@@ -476,9 +476,11 @@ def best_orders(
             if optimum is None:
                 exact = False
                 parts = []
-                for tie, part in zip(ties, heuristic, strict=True):
+                for i, tie in enumerate(ties):
+                    # Start from the beam order of least peak (this tie-break's own when as good).
+                    start = min(range(k), key=lambda j: (heuristic[j].peak, j != i))
                     improved = _improve_windows(
-                        dg, part, mask, live, lo, tie=tie, window=window, limit=max_states
+                        dg, heuristic[start], mask, live, lo, tie=tie, window=window, limit=max_states
                     )
                     states += improved.states
                     parts.append(improved)
