@@ -43,6 +43,12 @@ def _schedule() -> type[ModulePass]:
     return SchedulePass
 
 
+def _quantize() -> type[ModulePass]:
+    from nnopt.passes.quantize import QuantizePass
+
+    return QuantizePass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Name -> factory for every nnopt pass; factories import their module on first use."""
     return {
@@ -51,5 +57,6 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "nn-lifetimes": _lifetimes,
         "nn-plan-arena": _plan_arena,
         "nn-propagate-transposes": _propagate_transposes,
+        "nn-quantize": _quantize,
         "nn-schedule": _schedule,
     }

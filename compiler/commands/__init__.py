@@ -14,3 +14,5 @@ COMMANDS["plan"] = "plan"
 COMMANDS["targets"] = "targets"
 
 COMMANDS["compile"] = "compile"
+
+COMMANDS["quantize"] = "quantize"
