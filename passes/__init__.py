@@ -49,9 +49,16 @@ def _quantize() -> type[ModulePass]:
     return QuantizePass
 
 
+def _assign_memspace() -> type[ModulePass]:
+    from nnopt.passes.assign_memspace import AssignMemspacePass
+
+    return AssignMemspacePass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Name -> factory for every nnopt pass; factories import their module on first use."""
     return {
+        "nn-assign-memspace": _assign_memspace,
         "nn-bufferize": _bufferize,
         "nn-legalize-quant": _legalize_quant,
         "nn-lifetimes": _lifetimes,

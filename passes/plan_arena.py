@@ -114,8 +114,13 @@ class PlanArenaPass(ModulePass):
     """Fail unless everything fits this many bytes (0: no limit)."""
     node_limit: int = 0
     """Bound each exact-search decision by nodes instead of time, for plans identical on every machine."""
+    target: str = ""
+    """Plan within a target's memories (preset or FILE.toml; default: the graph's nn.target, if any)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from nnopt.compiler.targets import load_target
+        from nnopt.passes.assign_memspace import arena_capacities, graph_target
+
         if self.alignment <= 0 or self.alignment & (self.alignment - 1):
             raise UserError(f"nn-plan-arena: alignment must be a power of two, got {self.alignment}")
         if self.time_limit < 0:
@@ -124,6 +129,9 @@ class PlanArenaPass(ModulePass):
         for graph in op.walk():
             if isinstance(graph, nn.GraphOp):
                 capacities = {DEFAULT_SPACE: self.capacity} if self.capacity > 0 else None
+                target = self.target or graph_target(graph)
+                if target:
+                    capacities = arena_capacities(graph, load_target(target))
                 plan_graph(
                     graph,
                     alignment=self.alignment,

@@ -89,7 +89,7 @@ def fully_connected(op: Operation) -> Kernel:
     activation = op.activation()
 
     def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
-        y = args[0].reshape(-1, k) @ (wt if wt is not None else args[1].T)
+        y = args[0].reshape(-1, k) @ (wt if wt is not None else np.ascontiguousarray(args[1].T))
         if len(args) > 2:
             y = y + args[2]
         return activate(y.reshape(out_shape), activation)
