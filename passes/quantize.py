@@ -34,7 +34,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import LocationAttr, ModuleOp, NameLoc, StringAttr, TensorType, UnknownLoc
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    LocationAttr,
+    ModuleOp,
+    NameLoc,
+    StringAttr,
+    TensorType,
+    UnknownLoc,
+)
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -43,6 +52,9 @@ from nnopt.dialects import nn, qparams
 from nnopt.dialects.quant import UniformQuantizedType
 from nnopt.passes.analysis import calibration as cal
 from nnopt.passes.analysis import quant_quality as quality
+
+MIN_SCALE_RATIO = 2.0**-16
+"""An output scale is at least this times its largest input scale (keeps ADD's multipliers below 1)."""
 
 WEIGHT_MODES = ("per-channel", "per-tensor")
 ACTIVATION_TYPES = ("int8", "int16")
@@ -198,18 +210,20 @@ def _f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def activation_type(lo: float, hi: float, width: int = 8) -> UniformQuantizedType:
-    """The per-tensor type of a clipping range: asymmetric int8 (TFLite's nudged zero point) or symmetric int16."""
+def activation_type(lo: float, hi: float, width: int = 8, min_scale: float = 0.0) -> UniformQuantizedType:
+    """The per-tensor type of a clipping range: asymmetric int8 (TFLite's nudged zero point) or symmetric int16.
+
+    The scale is at least `min_scale` (and positive even for a range of one
+    point), so that the kernels' fixed-point multipliers stay representable.
+    """
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     spread = hi - lo
     tiny = 1e-8 * max(1.0, abs(lo), abs(hi))
     if width == 16:
-        bound = max(-lo, hi)
-        scale = _f32(max(bound, tiny) / 32767.0)
+        bound = max(-lo, hi, tiny, min_scale * 32767.0)
+        scale = _f32(bound / 32767.0)
         return UniformQuantizedType(width=16, scales=[scale], zero_points=[0])
-    if spread <= tiny:
-        spread = tiny
-        hi = lo + spread
+    spread = max(spread, tiny, min_scale * 255.0)
     scale = _f32(float(np.float32(spread) / np.float32(255.0)))
     zp_from_min = float(np.float32(-128.0) - np.float32(lo) / np.float32(scale))
     zp = int(min(127.0, max(-128.0, float(qround(np.asarray(zp_from_min))))))
@@ -490,7 +504,11 @@ class _Rewriter:
             out_elem = qt
             operands = [self.requantized(q, qt, op) for q in operands]
         else:
-            out_elem = self.range_type(result)
+            # Degenerate ranges (a constant output) get a scale the kernels can requantize to.
+            in_scales = [nn.elem_of(q).scale for q in operands[:1] + operands[1:2] if _per_tensor(q)]
+            floor = MIN_SCALE_RATIO * max(in_scales, default=0.0)
+            lo, hi = self.ranges.get(result, (0.0, 0.0))
+            out_elem = activation_type(lo, hi, self.config.width, floor)
         props = dict(op.properties)
         if isinstance(op, nn.QuantizableOp):
             props["rounding"] = StringAttr(self.config.rounding)
@@ -527,6 +545,22 @@ class _Rewriter:
 def _location_of(v: SSAValue) -> LocationAttr:
     owner = v.owner
     return owner.location if isinstance(owner, Operation) else UnknownLoc()
+
+
+def _named(attrs: ArrayAttr[DictionaryAttr] | None, names: Sequence[str]) -> ArrayAttr[DictionaryAttr]:
+    """Argument or result attributes holding an ``nn.name`` for every entry."""
+    entries = list(attrs.data) if attrs is not None else [DictionaryAttr({}) for _ in names]
+    return ArrayAttr(
+        [
+            DictionaryAttr({**d.data, nn.NAME_KEY: d.data.get(nn.NAME_KEY, StringAttr(n))})
+            for d, n in zip(entries, names, strict=True)
+        ]
+    )
+
+
+def _per_tensor(q: SSAValue) -> bool:
+    t = nn.elem_of(q)
+    return isinstance(t, UniformQuantizedType) and not t.is_per_axis
 
 
 def _real_range(q: SSAValue) -> tuple[float, float]:
@@ -572,6 +606,7 @@ def quantize_graph(
     names = layer_names(graph)
     reference = graph.clone()
     ops = list(graph.block.ops)
+    input_names, output_names = graph.input_names(), graph.output_names()
     index_of = {op: i for i, op in enumerate(ops)}
 
     # Calibration: one observer per non-constant value.
@@ -658,6 +693,9 @@ def quantize_graph(
     graph.function_type = graph.function_type.from_lists(
         list(graph.block.arg_types), [v.type for v in graph.output.values]
     )
+    # Inputs and outputs keep the names they had (not the names of inserted quantize/dequantize ops).
+    graph.arg_attrs = _named(graph.arg_attrs, input_names)
+    graph.res_attrs = _named(graph.res_attrs, output_names)
     rw.attach_params()
     for ranged, rng in ranges.items():
         if ranged.name_hint:

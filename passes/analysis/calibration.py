@@ -24,7 +24,7 @@ import os
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -343,7 +343,8 @@ class GraphRunner:
     ) -> tuple[dict[str, np.ndarray], dict[Operation, np.ndarray]]:
         """Run ``(samples, *shape)`` inputs; outputs by name and captured op results by original op.
 
-        Every array has the samples along its first axis, then the value's own shape.
+        Every array has the samples along its first axis, then the value's own shape
+        (constants are never captured).
         """
         count = next(iter(inputs.values())).shape[0]
         names = self.graph.input_names()
@@ -356,7 +357,7 @@ class GraphRunner:
 
             def hook(name: str, op: Operation, value: np.ndarray) -> None:
                 original = origin[op]
-                if capture is None or capture(original):
+                if not isinstance(op, nn.ConstOp) and (capture is None or capture(original)):
                     captured[original] = value.reshape(count, *nn.shape_of(original.results[0]))
 
             outputs = program.run(feed, dump=hook if capture is not None else None)  # type: ignore[attr-defined]
@@ -368,7 +369,7 @@ class GraphRunner:
         for i in range(count):
 
             def hook1(name: str, op: Operation, value: np.ndarray) -> None:
-                if capture is not None and capture(op):
+                if capture is not None and not isinstance(op, nn.ConstOp) and capture(op):
                     per_op.setdefault(op, []).append(value.copy())
 
             outs = program.run(  # type: ignore[attr-defined]
@@ -414,7 +415,12 @@ def _mse_search(
         errs = quantize_error(centers, counts, -cand, cand, levels)
         best = float(cand[int(np.argmin(errs))])
         return -best, best
-    best_lo, best_hi = lo, hi
+    # A joint shrink of both ends first (coordinate steps alone stall when both tails hold outliers).
+    bound = max(-lo, hi) * ratios
+    cand_lo, cand_hi = np.maximum(lo, -bound), np.minimum(hi, bound)
+    errs = quantize_error(centers, counts, cand_lo, cand_hi, levels)
+    k = int(np.argmin(errs))
+    best_lo, best_hi = float(cand_lo[k]), float(cand_hi[k])
     for _ in range(3):
         if best_hi > 0:
             cand_hi = hi * ratios
@@ -520,9 +526,3 @@ def observe(
                     obs.observe_histogram(value)
             if progress is not None:
                 progress.advance(next(iter(batch.values())).shape[0])
-
-
-def sample_count_label(values: Sequence[int]) -> str:
-    """``"32 samples"``."""
-    n = sum(values)
-    return f"{n} sample{'s' if n != 1 else ''}"
