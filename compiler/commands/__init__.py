@@ -16,3 +16,7 @@ COMMANDS["targets"] = "targets"
 COMMANDS["compile"] = "compile"
 
 COMMANDS["quantize"] = "quantize"
+
+COMMANDS["cost"] = "cost"
+
+COMMANDS["explore"] = "explore"

@@ -381,7 +381,7 @@ class Placer:
                 room = m.capacity - static[m.name]
                 if arenas[m.name] > room:
                     if all(k in self.pins for k in mine) or budgets[m.name] <= 0:
-                        raise NoFit(self._pinned_error(m, arenas[m.name], room))
+                        raise NoFit(self._pinned_error(m, mine, arenas[m.name], room))
                     budgets[m.name] -= arenas[m.name] - room
                     overflow = True
             if not overflow:
@@ -437,10 +437,19 @@ class Placer:
         more = f" and {len(live) - 8} more" if len(live) > 8 else ""
         return ", ".join(parts) + more
 
-    def _pinned_error(self, memory: Memory, arena: int, room: int) -> UserError:
+    def _pinned_error(self, memory: Memory, names: Sequence[str], arena: int, room: int) -> UserError:
+        problem = self.problem(memory, names)
+        step = problem.peak_step()
+        need = max(arena, problem.lower_bound())
+        live = sorted(problem.live_at(step), key=lambda b: (-b.size, b.name))
+        listing = ", ".join(f"{b.name} ({b.size:,} B)" for b in live[:8]) + (
+            f" and {len(live) - 8} more" if len(live) > 8 else ""
+        )
+        op = self.lifetimes.steps[step] if step < len(self.lifetimes.steps) else "the graph inputs"
         return UserError(
             f"the model does not fit '{self.target.name}': the buffers pinned to '{memory.name}' need "
-            f"{arena:,} bytes but it has {room:,} (short by {arena - room:,})"
+            f"{need:,} bytes at step {step} ({op}) where {listing} are live, but it has {room:,} "
+            f"(short by {need - room:,})"
         )
 
     def _nvm_error(self, memory: Memory, need: int) -> UserError:
@@ -489,6 +498,52 @@ class Placer:
         return de + self._static_power(sorted(set(spaces.values()))) * dt
 
     # -- phase 3: overlays ------------------------------------------------------
+    def _overlay_options(
+        self,
+        subset: Sequence[Memory],
+        i: int,
+        access: Access,
+        spaces: Mapping[str, str],
+        starts: Sequence[int] | None = None,
+    ) -> list[Overlay]:
+        """Overlays of one weight access of op `i` that gain at least `min_gain` of the op's cost."""
+        rw = self.target.by_speed(tuple(m for m in subset if m.volatile and m.writable))
+        proc = self.target.processor
+        op = self.traffic.ops[i]
+        home = self.target.memory(spaces[access.item])
+        base = self.model.op_cost(op, spaces)
+        own = base.seconds if self.objective == "latency" else base.energy_j
+        out: list[Overlay] = []
+        for m in rw:
+            if self.target.read_cost(m) >= self.target.read_cost(home):
+                continue
+            new = self.model.op_cost(op, {**spaces, access.item: m.name})
+            copy_s = (
+                access.bytes / min(home.read_bandwidth, m.write_bandwidth)
+                + home.read_latency
+                + m.write_latency
+            )
+            copy_j = access.bytes * (home.read_energy + m.write_energy)
+            options: list[tuple[float, int]] = []
+            if proc.dma and i > 0:
+                prev = self.model.op_cost(self.traffic.ops[i - 1], spaces).seconds
+                options.append((max(0.0, copy_s - prev), i - 1))
+            options.append((copy_s, i))
+            for penalty, start in options:
+                if starts is not None and start not in starts:
+                    continue
+                dt = base.seconds - new.seconds - penalty
+                de = base.energy_j - new.energy_j - copy_j
+                if self.objective == "latency":
+                    gain = dt
+                else:
+                    gain = de + self._static_power([s.name for s in subset]) * dt
+                if gain > max(0.0, self.min_gain * own) and (
+                    self.objective == "latency" or dt >= 0 or de > 0
+                ):
+                    out.append(Overlay("", access.item, i, start, m.name, access.bytes, gain))
+        return out
+
     def plan_overlays(
         self,
         subset: Sequence[Memory],
@@ -496,55 +551,12 @@ class Placer:
         arenas: dict[str, int],
         static: Mapping[str, int],
     ) -> list[Overlay]:
-        """Overlay copies that pay off and fit, with the arenas updated."""
+        """Overlay copies that pay off and fit, with the arenas updated.
+
+        First the largest constant of each weighted op (its weights), by gain
+        per byte; then, for the ops that got one, their other constants
+        (biases) with the weights already moved, when that still gains."""
         rw = self.target.by_speed(tuple(m for m in subset if m.volatile and m.writable))
-        proc = self.target.processor
-        candidates: list[tuple[float, Overlay]] = []
-        for i, op in enumerate(self.traffic.ops):
-            if op.op_class not in WEIGHTED_CLASSES:
-                continue
-            weights = [a for a in op.accesses if a.weight and not a.write]
-            if not weights:
-                continue
-            access = max(weights, key=lambda a: (a.bytes, a.item))
-            home = self.target.memory(spaces[access.item])
-            base = self.model.op_cost(op, spaces)
-            for m in rw:
-                if self.target.read_cost(m) >= self.target.read_cost(home):
-                    continue
-                moved = dict(spaces)
-                moved[access.item] = m.name
-                new = self.model.op_cost(op, moved)
-                copy_s = (
-                    access.bytes / min(home.read_bandwidth, m.write_bandwidth)
-                    + home.read_latency
-                    + m.write_latency
-                )
-                copy_j = access.bytes * (home.read_energy + m.write_energy)
-                options: list[tuple[float, int]] = []
-                if proc.dma and i > 0:
-                    prev = self.model.op_cost(self.traffic.ops[i - 1], spaces).seconds
-                    options.append((max(0.0, copy_s - prev), i - 1))
-                options.append((copy_s, i))
-                for penalty, start in options:
-                    dt = base.seconds - new.seconds - penalty
-                    de = base.energy_j - new.energy_j - copy_j
-                    gain = (
-                        dt
-                        if self.objective == "latency"
-                        else de + self._static_power([s.name for s in subset]) * dt
-                    )
-                    own = base.seconds if self.objective == "latency" else base.energy_j
-                    if gain > max(0.0, self.min_gain * own) and (
-                        self.objective == "latency" or dt >= 0 or de > 0
-                    ):
-                        overlay = Overlay("", access.item, i, start, m.name, access.bytes, gain)
-                        candidates.append((gain / max(1, access.bytes), overlay))
-        if not candidates:
-            return []
-        # Best gain per byte first; one overlay per consumer.
-        candidates.sort(key=lambda c: (-c[0], c[1].consumer, c[1].start, c[1].space))
-        chosen: dict[int, Overlay] = {}
         state: dict[str, _Budget] = {}
         for m in rw:
             budget = _Budget(m, m.capacity - static.get(m.name, 0), [0] * self.horizon)
@@ -553,18 +565,38 @@ class Placer:
                 if space == m.name and span is not None:
                     budget.add(span.lo, span.hi, self.padded(key, m))
             state[m.name] = budget
-        for _, ov in candidates:
-            if ov.consumer in chosen:
-                continue
-            m = self.target.memory(ov.space)
-            size = align_up(ov.size, m.alignment)
-            lo, hi = 2 * ov.start, 2 * ov.consumer + 2
-            if state[m.name].fits(lo, hi, size):
-                state[m.name].add(lo, hi, size)
-                chosen[ov.consumer] = ov
+        chosen: dict[tuple[int, str], Overlay] = {}
+
+        def take(candidates: list[Overlay]) -> None:
+            candidates.sort(key=lambda o: (-o.gain / max(1, o.size), o.consumer, o.const, o.start, o.space))
+            for ov in candidates:
+                if (ov.consumer, ov.const) in chosen:
+                    continue
+                m = self.target.memory(ov.space)
+                size = align_up(ov.size, max(16, m.alignment))
+                lo, hi = 2 * ov.start, 2 * ov.consumer + 2
+                if state[m.name].fits(lo, hi, size):
+                    state[m.name].add(lo, hi, size)
+                    chosen[(ov.consumer, ov.const)] = ov
+
+        weighted: dict[int, list[Access]] = {}
+        for i, op in enumerate(self.traffic.ops):
+            accesses = [a for a in op.accesses if a.weight and not a.write]
+            if op.op_class in WEIGHTED_CLASSES and accesses:
+                weighted[i] = sorted(accesses, key=lambda a: (-a.bytes, a.item))
+        first: list[Overlay] = []
+        for i, accesses in weighted.items():
+            first.extend(self._overlay_options(subset, i, accesses[0], spaces))
+        take(first)
+        second: list[Overlay] = []
+        for (i, _), ov in list(chosen.items()):
+            moved = {**spaces, ov.const: ov.space}
+            for access in weighted[i][1:]:
+                second.extend(self._overlay_options(subset, i, access, moved, starts=[ov.start]))
+        take(second)
         # Pack every memory as nn-plan-arena will (the copies renumber the steps of all of them);
         # while one overflows, drop its weakest overlay (or the weakest of all) and check again.
-        picked = sorted(chosen.values(), key=lambda o: o.consumer)
+        picked = sorted(chosen.values(), key=lambda o: (o.consumer, -o.size, o.const))
         picked = [replace(o, name=f"ov{k}") for k, o in enumerate(picked)]
         while picked:
             for m in rw:
@@ -659,10 +691,10 @@ def with_overlays(
     if not overlays:
         return traffic, all_spaces
     by_start: dict[int, list[Overlay]] = {}
-    by_consumer: dict[int, Overlay] = {}
+    by_consumer: dict[int, list[Overlay]] = {}
     for ov in overlays:
         by_start.setdefault(ov.start, []).append(ov)
-        by_consumer[ov.consumer] = ov
+        by_consumer.setdefault(ov.consumer, []).append(ov)
     items = dict(traffic.items)
     ops: list[OpTraffic] = []
     for i, op in enumerate(traffic.ops):
@@ -682,8 +714,7 @@ def with_overlays(
                     copy_source=ov.const,
                 )
             )
-        used = by_consumer.get(i)
-        if used is not None:
+        for used in by_consumer.get(i, []):
             accesses = [
                 replace(a, item=used.name) if a.item == used.const and not a.write else a for a in op.accesses
             ]
