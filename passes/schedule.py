@@ -186,7 +186,7 @@ def schedule_graph(
     graph: nn.GraphOp,
     *,
     max_states: int = 100_000,
-    beam: int = 64,
+    beam: int = 128,
     candidates: int = 3,
     evaluate: bool = True,
     alignment: int = 16,
@@ -241,7 +241,7 @@ class SchedulePass(ModulePass):
 
     max_states: int = 100_000
     """DP states one segment may use before it is searched by beam search instead of exactly."""
-    beam: int = 64
+    beam: int = 128
     """States kept per step by the beam search."""
     candidates: int = 3
     """Orders (besides the original) compared by their planned arena."""

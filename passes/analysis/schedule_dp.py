@@ -15,12 +15,22 @@ memoized recursion over working sets, run forwards):
 The search runs layer by layer (one layer per number of executed ops). A cut
 is a position that every topological order passes through with the same set
 of executed ops (all ops before it are ancestors of all ops after it); the
-graph splits into independent segments there, each searched on its own.
-A segment whose number of states stays within `max_states` is solved exactly;
-a larger one by a beam search that keeps the `beam` best states of each layer
-(ranked by peak so far, then bytes live now). Ties between orders of the same
-peak are broken by a secondary cost: the sum of the live bytes over the steps
-(``area``) or the distance from the original order (``original``).
+graph splits into independent segments there, each searched on its own
+(`best_orders` describes the per-segment strategy: beam search for a first
+order, exact search for a strictly better one within `max_states` states,
+exact re-ordering of sliding windows beyond). Two rules shrink the exact
+search without losing the optimum:
+
+* states whose peak exceeds the best known order's are dropped;
+* an op that fits under the current peak (or under the largest op floor, a
+  peak no order avoids) and frees at least the bytes it keeps is run at
+  once, alone: moving such an op forward in any order lowers or keeps every
+  step it passes, so some optimal order does so.
+
+Ties between orders of the same peak are broken by a secondary cost: the sum
+of the live bytes over the steps (``area``) or the distance from the
+original order (``original``); the secondary cost is minimised greedily
+(per state), not exactly.
 """
 
 from __future__ import annotations
@@ -279,6 +289,12 @@ def _search(
         rest ^= low
         if dg.preds[low.bit_length() - 1] & ~start_mask == 0:
             ready |= low
+    floor = 0
+    rest = ops
+    while rest:
+        low = rest & -rest
+        rest ^= low
+        floor = max(floor, dg.floors[low.bit_length() - 1])
     # state: mask -> [peak, secondary, live, ready]
     layer: dict[int, list[int]] = {start_mask: [0, 0, start_live, ready]}
     parents: list[dict[int, tuple[int, int]]] = []
@@ -290,6 +306,17 @@ def _search(
         for mask, (peak, sec, live, rdy) in layer.items():
             extra = dg.first_extra if mask == 0 else 0
             r = rdy
+            # An op that fits under the peak and frees at least what it keeps may run
+            # now: moving it forward in any order lowers or keeps every step in between.
+            budget = peak if peak > floor else floor
+            f = rdy
+            while f:
+                low = f & -f
+                f ^= low
+                v = low.bit_length() - 1
+                if live + dg.step_bytes[v] + extra <= budget and dg.live_after(mask | low, live, v) <= live:
+                    r = low
+                    break
             while r:
                 low = r & -r
                 r ^= low
@@ -476,11 +503,10 @@ def best_orders(
             if optimum is None:
                 exact = False
                 parts = []
-                for i, tie in enumerate(ties):
-                    # Start from the beam order of least peak (this tie-break's own when as good).
-                    start = min(range(k), key=lambda j: (heuristic[j].peak, j != i))
+                for tie, part in zip(ties, heuristic, strict=True):
+                    # Each tie-break improves its own beam order: two different starting points.
                     improved = _improve_windows(
-                        dg, heuristic[start], mask, live, lo, tie=tie, window=window, limit=max_states
+                        dg, part, mask, live, lo, tie=tie, window=window, limit=max_states
                     )
                     states += improved.states
                     parts.append(improved)
