@@ -54,13 +54,13 @@ def _parse(text: str, name: str) -> ModuleOp:
 def _planned(module: ModuleOp) -> tuple[int, int]:
     """(lower bound, arena) after bufferize + merge + plan-arena on a clone."""
     from nnopt.passes.bufferize import bufferize_graph
-    from nnopt.passes.merge_buffers import merge_graph
     from nnopt.passes.plan_arena import plan_graph
     from nnopt.passes.planning.allocators import Options
+    from nnopt.passes.schedule import merge_in_place
 
     graph = only_graph(module.clone())
     bufferize_graph(graph, 16)
-    merge_graph(graph, alignment=16)
+    merge_in_place(graph, 16)
     plans = plan_graph(graph, options=Options(time_limit=PLAN_SECONDS))
     return sum(p.lower_bound for p in plans.values()), sum(p.arena_bytes for p in plans.values())
 

@@ -135,10 +135,10 @@ def reorder_graph(graph: nn.GraphOp, ops: Sequence[Operation], order: Sequence[i
     return True
 
 
-def _merge_in_place(graph: nn.GraphOp, alignment: int) -> None:
+def merge_in_place(graph: nn.GraphOp, alignment: int) -> None:
     """Run nn-merge-buffers' merging on a bufferized graph (when that pass is installed)."""
     try:
-        from nnopt.passes.merge_buffers import merge_graph
+        from nnopt.passes.merge_buffers import merge_graph  # type: ignore[import-not-found, unused-ignore]
     except ImportError:  # pragma: no cover - nn-merge-buffers is part of nnopt
         return
     merge_graph(graph, alignment=alignment)
@@ -153,7 +153,7 @@ def evaluate_order(
     clone = graph.clone()
     reorder_graph(clone, executed_ops(clone), order)
     bufferize_graph(clone, alignment)
-    _merge_in_place(clone, alignment)
+    merge_in_place(clone, alignment)
     plans = plan_graph(clone, alignment=alignment, options=options)
     return sum(p.lower_bound for p in plans.values()), sum(p.arena_bytes for p in plans.values())
 
