@@ -18,6 +18,7 @@ SECTION_MODULES = (
     "benchmarks.minimalloc",
     "benchmarks.planner_speed",
     "benchmarks.schedule",
+    "benchmarks.quantization",
 )
 
 

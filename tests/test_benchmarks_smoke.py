@@ -123,3 +123,21 @@ def test_synthetic_planner_speed_instances() -> None:
         assert problem.lower_bound() > 0
     assert cnn_like().lower_bound() == cnn_like().lower_bound()  # seeded
     assert graph_text(6).count(" = ") == 6
+
+
+def test_quantization_section_on_hello_world(tmp_path: Path) -> None:
+    shared_path("models", "tflm_hello_world_f32.tflite")
+    pytest.importorskip("sklearn")
+    out, raw = tmp_path / "BENCH.md", tmp_path / "bench.json"
+    args = ["--only", "quantization", "--models", "hello_world", "--quick", "--output", str(out), "--json", str(raw)]
+    assert main(args) == 0
+    text = out.read_text()
+    rows = _table_rows(text, "| model | int8 model |")
+    assert [r[1] for r in rows][:2] == ["TFLite converter (different weights!)", "nnopt minmax"]
+    assert "separate trainings" in text  # the float/int8 hello_world files hold different weights
+    digits = _table_rows(text, "| model | int8 configuration |")
+    assert digits and all(r[0].startswith("MLP") for r in digits)
+    data = json.loads(raw.read_text())["quantization"]["tables"]
+    nnopt_row = data[0]["rows"][1]
+    assert nnopt_row["raw"]["snr"] > 10  # eight samples of a sine MLP stay close to float
+    assert all(0.9 <= r["raw"]["int8_acc"] <= 1.0 for r in data[1]["rows"])
