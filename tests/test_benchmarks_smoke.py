@@ -129,7 +129,17 @@ def test_quantization_section_on_hello_world(tmp_path: Path) -> None:
     shared_path("models", "tflm_hello_world_f32.tflite")
     pytest.importorskip("sklearn")
     out, raw = tmp_path / "BENCH.md", tmp_path / "bench.json"
-    args = ["--only", "quantization", "--models", "hello_world", "--quick", "--output", str(out), "--json", str(raw)]
+    args = [
+        "--only",
+        "quantization",
+        "--models",
+        "hello_world",
+        "--quick",
+        "--output",
+        str(out),
+        "--json",
+        str(raw),
+    ]
     assert main(args) == 0
     text = out.read_text()
     rows = _table_rows(text, "| model | int8 model |")
