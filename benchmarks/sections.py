@@ -19,6 +19,7 @@ SECTION_MODULES = (
     "benchmarks.planner_speed",
     "benchmarks.schedule",
     "benchmarks.quantization",
+    "benchmarks.memspace",
 )
 
 

@@ -19,9 +19,9 @@ Access model (CMSIS-NN-like kernels on a microcontroller, documented in
   same bytes) moves nothing;
 * a read from a memory costs ``1/bandwidth + latency/burst`` seconds per byte;
   through the data cache (memories marked ``cached``) the latency is spread
-  over a cache line instead, and a weight tensor that fits in the cache is
-  fetched from the memory once: its other passes hit the cache (priced like
-  the fastest memory);
+  over a cache line instead, and when all the weights an op re-reads through
+  the cache fit in it together, they are fetched from the memory once: the
+  other passes hit the cache (priced like the fastest memory);
 * an op takes ``max(compute, memory)`` (roofline): compute is
   ``MACs / macs_per_cycle[class] / clock``, memory the sum over its accesses;
 * ``nn.copy`` (an overlay) moves its bytes at the slower of the two memories;
@@ -454,8 +454,11 @@ class CostModel:
             return self.target.memory(space)  # raises a UserError naming the memories
         return memory
 
-    def access_cost(self, access: Access, space: str) -> tuple[float, float, int, int]:
-        """(seconds, joules, bytes from the memory, bytes from the cache) of one access."""
+    def access_cost(self, access: Access, space: str, working_set: int = 0) -> tuple[float, float, int, int]:
+        """(seconds, joules, bytes from the memory, bytes from the cache) of one access.
+
+        `working_set`: bytes of all the weights the op reads through the cache; the
+        passes after the first hit the cache only when they all fit in it together."""
         m = self._memory(space)
         proc = self.target.processor
         if access.write:
@@ -464,7 +467,8 @@ class CostModel:
         cached = m.cached and proc.cache_bytes > 0
         line = proc.cache_line if cached else 0
         per_byte = m.read_seconds_per_byte(line)
-        if cached and access.weight and access.bytes <= proc.cache_bytes and access.passes > 1:
+        fits = max(working_set, access.bytes) <= proc.cache_bytes
+        if cached and access.weight and fits and access.passes > 1:
             memory_bytes = access.bytes
             hit_bytes = access.bytes * (access.passes - 1)
         else:
@@ -509,9 +513,14 @@ class CostModel:
                 seconds,
                 energy_j=energy,
             )
+        working_set = sum(
+            a.bytes
+            for a in op.accesses
+            if a.weight and not a.write and a.passes > 1 and self._memory(placement[a.item]).cached
+        )
         for access in op.accesses:
             space = placement[access.item]
-            seconds, joules, memory_bytes, hit_bytes = self.access_cost(access, space)
+            seconds, joules, memory_bytes, hit_bytes = self.access_cost(access, space, working_set)
             memory_s += seconds
             energy += joules
             target = writes if access.write else reads
