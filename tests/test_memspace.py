@@ -490,3 +490,17 @@ def test_overlay_plans_fit_and_run_exactly(spec, target: Target) -> None:
     check_planned(graph, target)
     assert sum(isinstance(op, nn.CopyOp) for op in graph.block.ops) == len(placement.overlays)
     _run_both(module, planned)
+
+
+def test_the_cost_of_the_written_ir_matches_the_placement() -> None:
+    # The placer prices overlays before they exist; the IR it writes must cost the same.
+    target = load_target("stm32f469-ext")
+    graph = graph_of(load_model(str(KWS_NN)))
+    placement = assign_graph(graph, target, weights="qspi")
+    assert placement.overlays
+    report = graph_cost(graph, target)
+    assert report.latency_s == pytest.approx(placement.report.latency_s, rel=1e-12)
+    assert report.energy_j == pytest.approx(placement.report.energy_j, rel=1e-12)
+    assert sum(op.params for op in report.ops) == sum(
+        op.params for op in analyze_traffic(graph_of(load_model(str(KWS_NN)))).ops
+    )

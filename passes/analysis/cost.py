@@ -151,6 +151,13 @@ def const_names(graph: nn.GraphOp) -> dict[Operation, str]:
     return names
 
 
+def _is_param(value: SSAValue) -> bool:
+    """A constant, or an overlay copy of one (weights read from fast memory are still weights)."""
+    if isinstance(value, OpResult) and isinstance(value.op, nn.CopyOp):
+        return _is_param(value.op.input)
+    return _is_const(value)
+
+
 def _is_const(value: SSAValue) -> bool:
     return isinstance(value, OpResult) and isinstance(value.op, nn.ConstOp)
 
@@ -247,14 +254,14 @@ def _op_traffic(op: Operation, step: int, name: str, key_of: Any) -> OpTraffic:
     opname = op.name
     result = op.results[0] if op.results else None
     out_bytes = nn.tensor_bytes(result) if result is not None else 0
-    const_operands = [v for v in op.operands if _is_const(v)]
+    const_operands = [v for v in op.operands if _is_param(v)]
     params = sum(nn.num_elements(nn.shape_of(v)) for v in const_operands)
     param_bytes = sum(nn.tensor_bytes(v) for v in const_operands)
     t = OpTraffic(step, name, opname, "other", 0, params, param_bytes)
 
     def read(value: SSAValue, passes: int = 1) -> None:
         t.accesses.append(
-            Access(key_of(value), nn.tensor_bytes(value), max(1, passes), weight=_is_const(value))
+            Access(key_of(value), nn.tensor_bytes(value), max(1, passes), weight=_is_param(value))
         )
 
     def write() -> None:
@@ -263,6 +270,7 @@ def _op_traffic(op: Operation, step: int, name: str, key_of: Any) -> OpTraffic:
 
     if isinstance(op, nn.CopyOp):
         t.op_class = "copy"
+        t.params = t.param_bytes = 0  # counted where the copy is used
         t.copy_source = key_of(op.input)
         read(op.input)
         write()
@@ -282,7 +290,7 @@ def _op_traffic(op: Operation, step: int, name: str, key_of: Any) -> OpTraffic:
             passes = pixels
         read(op.input, math.ceil(kh * kw / (sh * sw)))
         for v in op.operands[1:]:
-            read(v, passes if _is_const(v) else 1)
+            read(v, passes if _is_param(v) else 1)
         write()
         return t
     if isinstance(op, nn.FullyConnectedOp):
@@ -292,7 +300,7 @@ def _op_traffic(op: Operation, step: int, name: str, key_of: Any) -> OpTraffic:
         t.op_class = "fully_connected"
         read(op.input)
         for v in op.operands[1:]:
-            read(v, rows if _is_const(v) else 1)
+            read(v, rows if _is_param(v) else 1)
         write()
         return t
     if isinstance(op, nn.MatMulOp):
@@ -302,8 +310,8 @@ def _op_traffic(op: Operation, step: int, name: str, key_of: Any) -> OpTraffic:
         t.macs = nn.num_elements(out) * k
         t.op_class = "matmul"
         rows = nn.num_elements(out) // max(1, out[-1]) if out else 1
-        read(a, rows if _is_const(a) else 1)
-        read(b, rows if _is_const(b) else 1)
+        read(a, rows if _is_param(a) else 1)
+        read(b, rows if _is_param(b) else 1)
         write()
         return t
     if isinstance(op, nn.MaxPool2DOp | nn.AvgPool2DOp):
