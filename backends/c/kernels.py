@@ -628,18 +628,18 @@ def depthwise_conv2d(k: KernelContext) -> None:
     zero = "0" if quant else "0.0f"
 
     if in_place:
-        # Channel by channel: the whole output plane of channel c goes to the scratch temp,
-        # then over channel c of the shared buffer (no other channel is touched).
+        # Channel by channel: the output planes of channel c (every batch) go to the scratch temp,
+        # then over channel c of the shared buffer. Input and result have the same channel
+        # stride, so only channel-c bytes are written, and channel c of the input is consumed.
         assert k.layer.scratch is not None
-        tmp = k.layer.scratch.with_view((oh * ow,), (1,))
-        tmp = Access(y_acc.ctype, y_acc.elem_bytes, (oh * ow,), (1,), tmp.space, tmp.offset)
-        k.pointer("t", tmp, writable=True)
-        if n_ > 1:
-            c.loop("n", n_)
-        else:
-            c("const int n = 0;")
+        plane = oh * ow
+        tmp = k.layer.scratch
+        k.pointer(
+            "t", Access(y_acc.ctype, y_acc.elem_bytes, (n_ * plane,), (1,), tmp.space, tmp.offset), True
+        )
         c.loop("c0", c_)
         c("const int j = 0;")
+        c.loop("n", n_)
         c.loop("oy", oh)
         c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
         _tap_range(k, "ky0", "ky1", "iy0", kh, dh, h_)
@@ -663,17 +663,16 @@ def depthwise_conv2d(k: KernelContext) -> None:
         c(mac(f"x[{xe}]", f"w[{lin([('ky', kw * co), ('kx', co), ('c0', 1)])}]", "j"))
         c.close()
         c.close()
-        store("j", f"t[{lin([('oy', ow), ('ox', 1)])}]")
+        store("j", f"t[{lin([('n', plane), ('oy', ow), ('ox', 1)])}]")
         c.close()
         c.close()
-        c.loop("p", oh * ow)
-        c(f"y[{lin([('n', ys[0]), ('p', ys[2]), ('c0', ys[3])])}] = t[p];")
+        c.close()
+        c.loop("n", n_)
+        c.loop("p", plane)
+        c(f"y[{lin([('n', ys[0]), ('p', ys[2]), ('c0', ys[3])])}] = t[{lin([('n', plane), ('p', 1)])}];")
         c.close()
         c.close()
-        if n_ > 1:
-            c.close()
-        else:
-            c("(void)n;")
+        c.close()
         return
 
     cb = _channel_block(co)
@@ -730,26 +729,25 @@ def depthwise_conv2d(k: KernelContext) -> None:
 
 def _check_in_place_depthwise(k: KernelContext, x: Access, y: Access, mult: int) -> None:
     scratch = k.layer.scratch
-    oh, ow = y.shape[1], y.shape[2]
-    need = oh * ow * y.elem_bytes
+    n_, oh, ow = y.shape[0], y.shape[1], y.shape[2]
+    need = n_ * oh * ow * y.elem_bytes
     ok = (
         mult == 1
         and x.offset == y.offset
         and x.contiguous
         and y.contiguous
         and x.elem_bytes == y.elem_bytes
-        and x.shape[0] == y.shape[0] == 1
-        and oh * ow <= x.shape[1] * x.shape[2]
         and scratch is not None
         and scratch.size >= need
         and not scratch.overlaps(y)
+        and not scratch.overlaps(x)
     )
     if not ok:
         raise _err(
             k,
             "writes over its input in a way the C backend cannot run: an in-place depthwise convolution "
-            f"needs multiplier 1, batch 1, the same contiguous place for input and result, and a scratch "
-            f"temp of {need} bytes outside it",
+            f"needs multiplier 1, the same contiguous place for input and result, and a scratch "
+            f"temp of {need} bytes outside them",
         )
 
 
@@ -1049,7 +1047,7 @@ def _float_sim_pool(k: KernelContext) -> None:
     c(f"total += (float)((int32_t)x[{xe}] - {zx}) * {float_literal(sx)};")
     c.close()
     c.close()
-    c(f"int64_t v = (int64_t){fn}((total / (float)cnt) / {float_literal(sy)}) + {zy};")
+    c(f"int64_t v = {k.use('add64')}({fn}((total / (float)cnt) / {float_literal(sy)}), {zy});")
     c(_clamp("v", lo, hi))
     c(f"y[{lin([('n', ys[0]), ('oy', ys[1]), ('ox', ys[2]), ('ch', ys[3])])}] = ({y_acc.ctype})v;")
     c.close()
@@ -1117,7 +1115,9 @@ def mean(k: KernelContext) -> None:
         fn = k.use("rint_f32")
         sy, zy = float(np.asarray(p["output_scale"]).reshape(-1)[0]), _p_int(p, "output_zp")
         lo, hi = _store_bounds(p, yq)
-        c(f"int64_t v = (int64_t){fn}((total / {float_literal(float(count))}) / {float_literal(sy)}) + {zy};")
+        c(
+            f"int64_t v = {k.use('add64')}({fn}((total / {float_literal(float(count))}) / {float_literal(sy)}), {zy});"
+        )
         c(_clamp("v", lo, hi))
         c(f"{target} = ({y_acc.ctype})v;")
     elif quant:
@@ -1240,7 +1240,7 @@ def _float_sim_unary(k: KernelContext, p: qparams.Params) -> None:
 
     def body(yi: str, xi: list[str], _: list[str]) -> None:
         c(f"const float f = (float)((int32_t)x0[{xi[0]}] - {zx}) * {float_literal(sx)};")
-        c(f"int64_t v = (int64_t){fn}(({expr}) / {float_literal(sy)}) + {zy};")
+        c(f"int64_t v = {k.use('add64')}({fn}(({expr}) / {float_literal(sy)}), {zy});")
         c(_clamp("v", lo, hi))
         c(f"y[{yi}] = ({y_acc.ctype})v;")
 
@@ -1284,7 +1284,7 @@ def binary(k: KernelContext) -> None:
             c(f"float f = fa {sym} fb;")
             if act:
                 c(act)
-            c(f"int64_t v = (int64_t){fn}(f / {float_literal(sy)}) + {zy};")
+            c(f"int64_t v = {k.use('add64')}({fn}(f / {float_literal(sy)}), {zy});")
             c(_clamp("v", lo, hi))
             c(f"y[{yi}] = ({y_acc.ctype})v;")
 
@@ -1387,7 +1387,9 @@ def softmax(k: KernelContext) -> None:
         c(f"sum += expf(({deq} - mx) * {beta});")
         c.close()
         c.loop("i", depth)
-        c(f"int64_t v = (int64_t){fn}((expf(({deq} - mx) * {beta}) / sum) / {float_literal(sy)}) + {zy};")
+        c(
+            f"int64_t v = {k.use('add64')}({fn}((expf(({deq} - mx) * {beta}) / sum) / {float_literal(sy)}), {zy});"
+        )
         c(_clamp("v", lo, hi))
         c(f"{ye} = ({y_acc.ctype})v;")
         c.close()
@@ -1482,7 +1484,7 @@ def quantize(k: KernelContext) -> None:
         zt = k.table("zp", "int32_t", zps, f"layer {k.layer.index}: per-axis zero points")
 
         def pbody(yi: str, xi: list[str], kept: list[str]) -> None:
-            c(f"int64_t v = (int64_t){fn}(x0[{xi[0]}] / {st}[{kept[0]}]) + {zt}[{kept[0]}];")
+            c(f"int64_t v = {k.use('add64')}({fn}(x0[{xi[0]}] / {st}[{kept[0]}]), {zt}[{kept[0]}]);")
             c(_clamp("v", yq.qmin, yq.qmax))
             c(f"y[{yi}] = ({y_acc.ctype})v;")
 
@@ -1491,7 +1493,7 @@ def quantize(k: KernelContext) -> None:
     scale, zp = float_literal(float(scales[0])), int(zps[0])
 
     def qbody(yi: str, xi: list[str], _: list[str]) -> None:
-        c(f"int64_t v = (int64_t){fn}(x0[{xi[0]}] / {scale}) + {zp};")
+        c(f"int64_t v = {k.use('add64')}({fn}(x0[{xi[0]}] / {scale}), {zp});")
         c(_clamp("v", yq.qmin, yq.qmax))
         c(f"y[{yi}] = ({y_acc.ctype})v;")
 
@@ -1508,7 +1510,7 @@ def _float_sim_requant(k: KernelContext, p: qparams.Params) -> None:
 
     def body(yi: str, xi: list[str], _: list[str]) -> None:
         c(f"const float f = (float)((int32_t)x0[{xi[0]}] - {zx}) * {float_literal(sx)};")
-        c(f"int64_t v = (int64_t){fn}(f / {float_literal(sy)}) + {zy};")
+        c(f"int64_t v = {k.use('add64')}({fn}(f / {float_literal(sy)}), {zy});")
         c(_clamp("v", lo, hi))
         c(f"y[{yi}] = ({y_acc.ctype})v;")
 

@@ -103,7 +103,7 @@ class Access:
             and self.offset == other.offset
             and self.elem_bytes == other.elem_bytes
             and self.shape == other.shape
-            and self.strides == other.strides
+            and all(a == b for a, b, d in zip(self.strides, other.strides, self.shape, strict=True) if d > 1)
         )
 
     def with_view(self, shape: Sequence[int], strides: Sequence[int], extra_offset: int = 0) -> Access:

@@ -319,7 +319,8 @@ def test_program(src: CSources) -> str:
             lines += [
                 f"                const float e = {exp};",
                 f"                const float tol = TEST_FLOAT_RTOL * (fabsf(e) + TEST_OUTPUT{i}_MAX_ABS);",
-                f"                if (!(fabsf(got{i}[j] - e) <= tol)) {{",
+                f"                const float g = got{i}[j];",
+                "                if (!(g == e || (g != g && e != e) || fabsf(g - e) <= tol)) {",
                 "                    if (mismatches < 20u) {",
                 f'                        printf("vector %d output {i}[%ld]: got %.9g expected %.9g\\n", vector, j, (double)got{i}[j], (double)e);',
                 "                    }",
@@ -536,7 +537,7 @@ lib{name}.a: {name}.o
 test_{name}: test_{name}.c {name}_test_data.h $(LIB_SRC)
 \t$(CC) $(CFLAGS_ALL) $(HOOK) test_{name}.c {name}.c -o $@{libm}
 
-test: test_{name}
+test: lib{name}.a test_{name}
 \t./test_{name}
 
 test_{name}_san: test_{name}.c {name}_test_data.h $(LIB_SRC)

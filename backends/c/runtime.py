@@ -102,61 +102,57 @@ static inline int32_t nnopt_mbqm_i64(int64_t x, int32_t m, int shift) {
     ),
     "round_away_f32": Helper(
         """\
-/* roundf (ties away from zero) of a float32, clamped to +-2^24 (TFLM AffineQuantize). */
-static inline int32_t nnopt_round_away_f32(float r) {
+/* roundf (ties away from zero) of a float32, converted to int64 as numpy does on x86
+ * (NaN and values beyond int64 become INT64_MIN). TFLM AffineQuantize. */
+static inline int64_t nnopt_round_away_f32(float r) {
     int32_t t;
     float frac;
-    if (r != r) {
-        return INT32_MIN;
+    if (!(r > -9.2233720368547758e18f && r < 9.2233720368547758e18f)) {
+        return INT64_MIN;
     }
-    if (r > 16777216.0f) {
-        r = 16777216.0f;
-    } else if (r < -16777216.0f) {
-        r = -16777216.0f;
+    if (r >= 8388608.0f || r <= -8388608.0f) {
+        return (int64_t)r; /* already an integer */
     }
     t = (int32_t)r;
     if (r < (float)t) {
         t -= 1; /* t = floor(r) */
     }
     frac = r - (float)t;
-    return (frac > 0.5f || (frac == 0.5f && r > 0.0f)) ? t + 1 : t;
+    return (frac > 0.5f || (frac == 0.5f && r > 0.0f)) ? (int64_t)t + 1 : (int64_t)t;
 }"""
     ),
     "rint_f32": Helper(
         """\
-/* rint (ties to even) of a float32, clamped to +-2^24 (ONNX QuantizeLinear). */
-static inline int32_t nnopt_rint_f32(float r) {
+/* rint (ties to even) of a float32, converted to int64 as numpy does on x86
+ * (NaN and values beyond int64 become INT64_MIN). ONNX QuantizeLinear. */
+static inline int64_t nnopt_rint_f32(float r) {
     int32_t t;
     float frac;
-    if (r != r) {
-        return INT32_MIN;
+    if (!(r > -9.2233720368547758e18f && r < 9.2233720368547758e18f)) {
+        return INT64_MIN;
     }
-    if (r > 16777216.0f) {
-        r = 16777216.0f;
-    } else if (r < -16777216.0f) {
-        r = -16777216.0f;
+    if (r >= 8388608.0f || r <= -8388608.0f) {
+        return (int64_t)r;
     }
     t = (int32_t)r;
     if (r < (float)t) {
         t -= 1;
     }
     frac = r - (float)t;
-    return (frac > 0.5f || (frac == 0.5f && (t & 1) != 0)) ? t + 1 : t;
+    return (frac > 0.5f || (frac == 0.5f && (t & 1) != 0)) ? (int64_t)t + 1 : (int64_t)t;
 }"""
     ),
     "rint_f64": Helper(
         """\
-/* rint (ties to even) of a double, clamped to +-2^40 (ONNX requantization, qmath.requantize_rint). */
+/* rint (ties to even) of a double (ONNX requantization, qmath.requantize_rint; always finite here). */
 static inline int64_t nnopt_rint_f64(double r) {
     int64_t t;
     double frac;
-    if (r != r) {
+    if (!(r > -9.2233720368547758e18 && r < 9.2233720368547758e18)) {
         return INT64_MIN;
     }
-    if (r > 1099511627776.0) {
-        r = 1099511627776.0;
-    } else if (r < -1099511627776.0) {
-        r = -1099511627776.0;
+    if (r >= 4503599627370496.0 || r <= -4503599627370496.0) {
+        return (int64_t)r;
     }
     t = (int64_t)r;
     if (r < (double)t) {
@@ -164,6 +160,13 @@ static inline int64_t nnopt_rint_f64(double r) {
     }
     frac = r - (double)t;
     return (frac > 0.5 || (frac == 0.5 && (t & 1) != 0)) ? t + 1 : t;
+}"""
+    ),
+    "add64": Helper(
+        """\
+/* int64 addition that wraps like numpy (a zero point added to a rounded value). */
+static inline int64_t nnopt_add64(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a + (uint64_t)b);
 }"""
     ),
     "srmpot": Helper(
