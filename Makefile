@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SOURCES := $(shell find compiler dialects passes backends testing -name '*.py' -o -name '*.lark' -o -name '*.toml' -o -name '*.c' 2>/dev/null)
 STAMP := $(VENV)/.nnopt-installed
 
-.PHONY: all demo test lint typecheck unit lit bench clean
+.PHONY: all demo test lint typecheck unit lit bench clean arm-tools
 
 all: test
 
@@ -38,7 +38,21 @@ unit: $(STAMP)
 lit: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/lit -q tests/filecheck
 
-test: lint typecheck
+# The Cortex-M4 tests of the C backend need Debian's bare-metal toolchain and QEMU: installed
+# here when missing (as root with apt-get); otherwise those tests skip with a message.
+ARM_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+
+arm-tools:
+	@if command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
+	    && [ -d /usr/lib/arm-none-eabi/newlib ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(ARM_PACKAGES) (Cortex-M4 tests)"; \
+	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq $(ARM_PACKAGES) \
+	    || { apt-get update -qq && apt-get install -y -qq $(ARM_PACKAGES); }; } \
+	    >/dev/null 2>&1 || echo "warning: could not install $(ARM_PACKAGES); the Cortex-M4 tests will skip"; \
+	else echo "note: $(ARM_PACKAGES) missing (not root or no apt-get); the Cortex-M4 tests will skip"; fi
+
+test: lint typecheck arm-tools
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
 # Every section, several minutes; rewrites BENCHMARKS.md. One section: make bench BENCH_ARGS='--only planning'
