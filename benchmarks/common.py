@@ -61,7 +61,7 @@ class Context:
 # Tables
 # --------------------------------------------------------------------------
 
-KINDS = ("text", "int", "bytes", "ms", "s", "ratio", "pct", "bool")
+KINDS = ("text", "int", "bytes", "ms", "s", "ratio", "pct", "spread", "bool")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Column:
     key: str
     header: str
     kind: str = "text"
-    """text | int | bytes (thousands separators) | ms | s | ratio (x) | pct | bool."""
+    """text | int | bytes (thousands separators) | ms | s | ratio (x) | pct (signed) | spread (%) | bool."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -110,6 +110,8 @@ def format_value(value: object, kind: str) -> str:
         return f"{value:.4f}" if value < 0.01 else f"{value:.3f}" if value < 10 else f"{value:.1f}"
     if kind == "ratio":
         return f"{value:.3f}x" if value < 10 else f"{value:.1f}x"
+    if kind == "spread":
+        return f"{value * 100:.0f} %"
     if kind == "pct":
         return f"{value * 100:+.1f} %"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -251,6 +253,7 @@ def short_error(exc: BaseException, limit: int = 240, strip: str = "") -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if strip:
         text = text.replace(f"{strip}: ", "").replace(strip, "")
+    text = text.split("; nnopt imports ")[0]  # the importer's list of every supported operator
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

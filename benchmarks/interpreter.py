@@ -152,7 +152,8 @@ def run(ctx: Context) -> SectionResult:
         "default threading). LiteRT: `ai_edge_litert` `Interpreter(..., experimental_op_resolver_type="
         "OpResolverType.BUILTIN_REF, num_threads=1)`. TFLite Micro: the `tflite_micro` Python interpreter "
         "(reference kernels). Peers run in child processes and time `invoke()` only; the ratios are "
-        "nnopt time / peer time (below 1: nnopt faster).",
+        "nnopt time / peer time (below 1: nnopt faster). **noise**: the largest (max - min) / median over the "
+        "rounds among the runners of the row.",
         "`tflm_person_detect_int8` goes to LiteRT with its bias `quantized_dimension` set to 0 in an in-memory "
         "copy (LiteRT rejects 3 on a 1-D tensor; the meaning is unchanged).",
     ]
@@ -168,6 +169,7 @@ def run(ctx: Context) -> SectionResult:
             Column("vs_tflm", "nnopt/TFLM", "ratio"),
             Column("eq_tflm", "nnopt = TFLM"),
             Column("eq_litert", "nnopt vs LiteRT"),
+            Column("noise", "noise", "spread"),
         ],
     )
     onnx = Table(
@@ -178,6 +180,7 @@ def run(ctx: Context) -> SectionResult:
             Column("ort", "onnxruntime ms", "ms"),
             Column("vs_ort", "nnopt/ORT", "ratio"),
             Column("eq_ort", "nnopt vs ORT"),
+            Column("noise", "noise", "spread"),
         ],
     )
     skipped: list[str] = []
@@ -208,6 +211,7 @@ def run(ctx: Context) -> SectionResult:
                 bit_exact_tflm=eq_tflm,
                 times=raw,
                 spread=noise,
+                noise=max(noise.values(), default=None),
             )
         else:
             _, ort_text = compare(ours, measured["ort"].outputs)
@@ -219,6 +223,7 @@ def run(ctx: Context) -> SectionResult:
                 eq_ort=ort_text,
                 times=raw,
                 spread=noise,
+                noise=max(noise.values(), default=None),
             )
         table = tflite if model.kind == "tflite" else onnx
         for kind, m in measured.items():
@@ -260,6 +265,13 @@ def _commentary(table: Table) -> list[str]:
             + (f"; differ: {', '.join(not_exact)}" if not_exact else "")
             + (f"; TFLM result missing: {', '.join(unknown)}" if unknown else "")
             + "."
+        )
+    lsb = [r["model"] for r in ints if r.get("bit_exact_tflm") is True and r.get("eq_litert") != "bit-exact"]
+    if lsb:
+        lines.append(
+            f"Where nnopt equals TFLite Micro but not LiteRT ({', '.join(lsb)}), the two peers disagree with each "
+            "other by the LSBs shown (LiteRT 2.3's reference kernels are not bit-identical to TFLite Micro's on "
+            "these models); nnopt follows TFLite Micro."
         )
     all_ratios = [r["vs_tflm"] for r in table.rows if isinstance(r.get("vs_tflm"), float)]
     gm_tflm = _geomean(all_ratios)

@@ -326,15 +326,20 @@ def _peers(model: ModelFile, row: dict, table: Table) -> None:
             vela.seconds,
         )
         if vela.npu_ops == 0:
-            row["vela"] = "n/a: no NPU ops"
+            table.unavailable(
+                row, "vela", "Vela maps no operator to the NPU (float model), so it plans no SRAM"
+            )
         elif vela.cpu_ops:
-            row["vela"] = (
-                f"{vela.sram_bytes:,} ({vela.cpu_ops} CPU ops)" if vela.sram_bytes is not None else None
+            table.unavailable(
+                row,
+                "vela",
+                f"{vela.cpu_ops} operators stay on the CPU; Vela's {vela.sram_bytes} B cover the NPU part only",
+                f"({vela.sram_bytes:,})",
             )
         else:
             row["vela"] = vela.sram_bytes
     except PeerError as exc:
-        row["vela"] = f"n/a: {short_error(exc, 70)}"
+        table.unavailable(row, "vela", short_error(exc))
 
 
 def _commentary(table: Table, final: Variant | None, missing: list[str]) -> list[str]:
