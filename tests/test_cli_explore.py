@@ -155,3 +155,29 @@ def test_cost_of_a_placed_model_uses_its_placement(tmp_path: Path) -> None:
         run_tool("nnopt", "cost", str(planned), "--target", "stm32f469-ext", "--weights", "flash"),
         "placed already",
     )
+
+
+def test_plan_with_a_target_plans_one_arena_per_memory(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = run_tool(
+        "nnopt",
+        "plan",
+        MBV2_NN,
+        "--target",
+        "apollo4-plus",
+        "--json",
+        str(out),
+        "--time-limit",
+        "1",
+        "--node-limit",
+        "2000",
+    )
+    assert result.code == 0, result.err
+    assert "memory space 'tcm'" in result.out and "nn-assign-memspace{target=apollo4-plus}" in result.out
+    data = json.loads(out.read_text())
+    assert data["target"] == "apollo4-plus"
+    assert set(data["spaces"]) <= {"tcm", "ssram"}
+    for space in data["spaces"].values():
+        assert space["capacity"] is not None and space["arena_bytes"] <= space["capacity"]
+    assert_user_error(run_tool("nnopt", "plan", MBV2_NN, "--target", "stm32f469"), "does not fit 'stm32f469'")
+    assert_user_error(run_tool("nnopt", "plan", MBV2_NN, "--target", "nope"), "unknown target 'nope'")

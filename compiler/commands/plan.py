@@ -108,6 +108,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="fail unless the buffers fit N bytes (every space, or the named one; repeatable)",
     )
     parser.add_argument(
+        "--target",
+        default=None,
+        metavar="NAME|FILE.toml",
+        help="place the buffers in a target's memories (nn-assign-memspace) and plan one arena per memory "
+        "within its capacities (see nnopt targets)",
+    )
+    parser.add_argument(
         "--no-schedule", action="store_true", help="keep the model's op order (skip nn-schedule)"
     )
     parser.add_argument(
@@ -214,8 +221,14 @@ def settings(args: argparse.Namespace) -> Settings:
             raise UserError("--tflm and --write-tflite need a .tflite MODEL")
         if args.alignment is not None and args.alignment != 16:
             raise UserError("TFLite Micro aligns every buffer to 16 bytes; --alignment cannot change that")
-    if args.buffers is not None and (args.no_merge or args.no_schedule or args.graph):
-        raise UserError("--no-merge, --no-schedule and --graph apply to models, not to --buffers")
+    if args.buffers is not None and (args.no_merge or args.no_schedule or args.graph or args.target):
+        raise UserError("--no-merge, --no-schedule, --graph and --target apply to models, not to --buffers")
+    if tflm and args.target:
+        raise UserError("--target does not apply to --tflm plans (TFLite Micro has one arena)")
+    if args.target:
+        from nnopt.compiler.targets import load_target
+
+        load_target(args.target)  # an unknown or invalid target fails here, before any work
     for option, path in (
         ("--json", args.json),
         ("--svg", args.svg),
@@ -403,6 +416,15 @@ def plan_model(args: argparse.Namespace, s: Settings) -> Result:
         else:
             _make_pass(available[name], s.alignment).apply(ctx, module)
             pipeline.append(name)
+    target_caps: dict[str, int] = {}
+    if args.target:
+        from nnopt.compiler.targets import load_target
+        from nnopt.passes.assign_memspace import arena_capacities, assign_graph
+
+        target = load_target(args.target)
+        assign_graph(graph, target, target_spec=args.target)
+        pipeline.append(f"nn-assign-memspace{{target={args.target}}}")
+        target_caps = arena_capacities(graph, target)
     plans = plan_graph(graph, alignment=s.alignment, allocator=args.allocator, options=s.options)
     pipeline.append("nn-plan-arena")
     unknown = {k for k in s.capacities if k is not None} - set(plans)
@@ -416,7 +438,8 @@ def plan_model(args: argparse.Namespace, s: Settings) -> Result:
     reports = []
     for space in sorted(plans, key=lambda sp: (sp != DEFAULT_SPACE, sp)):
         plan = plans[space]
-        reports.append(_report(space, plan.problem, plan, s, labels, s.capacity(space)))
+        limits = [c for c in (s.capacity(space), target_caps.get(space)) if c is not None]
+        reports.append(_report(space, plan.problem, plan, s, labels, min(limits) if limits else None))
     name = graph.sym_name.data
     for rep in reports:
         rep.facts.append(("pipeline", ", ".join(pipeline)))
@@ -426,6 +449,7 @@ def plan_model(args: argparse.Namespace, s: Settings) -> Result:
         "input": args.model,
         "kind": "model",
         "graph": name,
+        "target": args.target,
         "alignment": s.alignment,
         "pipeline": pipeline,
         "skipped": skipped,
