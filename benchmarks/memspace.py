@@ -196,11 +196,32 @@ def _fit_study(ctx: Context, models: list[ModelFile], result: SectionResult) -> 
             f"({100 * total['packed'] / pairs:.0f} %) and {total['full']} with packing + merging + scheduling "
             f"({100 * total['full'] / pairs:.0f} %). Ceva reported 13 % -> 66 % of their models fitting 2 MB."
         )
-    if gains:
+    if pairs:
+        l2 = counts["l2-2mb-ddr"]
+        rescued = [
+            r["model"]
+            for r in fit_table.rows
+            if any(
+                isinstance(r.get(p), str) and r[p].startswith("no /") and r[p].endswith("yes")
+                for p in FIT_PRESETS
+            )
+        ]
         result.commentary.append(
-            f"Merging alone (nn-merge-buffers after packing) changes the activation arena by "
-            f"{100 * min(gains):+.0f} % to {100 * max(gains):+.0f} % (median {100 * sorted(gains)[len(gains) // 2]:+.0f} %); "
-            f"Ceva saw 15-35 % less. Packing alone: {100 * min(packs):+.0f} % to {100 * max(packs):+.0f} % vs naive."
+            f"The 2 MiB L2 column is the analogue of Ceva's: {l2['naive']} -> {l2['packed']} -> {l2['full']} of "
+            f"{loaded} models. The zoo is microcontroller-sized, so most models fit even without reuse; packing "
+            f"(and merging, scheduling) makes these fit somewhere they did not: {', '.join(rescued) or 'none'}."
+        )
+    if gains:
+        helped = [
+            f"{r['model']} ({100 * r['merge_gain']:+.0f} %)"
+            for r in sizes.rows
+            if isinstance(r.get("merge_gain"), float) and r["merge_gain"] < 0
+        ]
+        result.commentary.append(
+            f"Merging alone (nn-merge-buffers after packing) shrinks the activation arena on {len(helped)} of "
+            f"{len(gains)} models: {', '.join(helped) or 'none'}; Ceva saw 15-35 % less. On the MLPerf Tiny chains "
+            "the peak is a convolution's input and output, which cannot share. Packing alone: "
+            f"{100 * min(packs):+.0f} % to {100 * max(packs):+.0f} % vs naive."
         )
 
 
@@ -244,6 +265,12 @@ def _overlays(ctx: Context, models: list[ModelFile], result: SectionResult) -> N
             row[f"{preset}_gain"] = on.report.latency_s / off.report.latency_s - 1
             row[f"{preset}_count"] = on.overlays
     result.tables.append(table)
+    result.commentary.append(
+        "TinyOps measured up to 10 % lower latency from overlays, and none on the H743. The cost model's gains "
+        "are larger because its baseline is pessimistic: every weight pass re-read from the QSPI flash at the "
+        "estimated 45-54 MB/s and 150-180 ns per access (the F469 has no data cache at all). The ordering "
+        "matches: least gain where the cache holds the layer (the H743's 16 KiB with KWS), most without a cache."
+    )
     for preset in OVERLAY_PRESETS:
         gains = [r[f"{preset}_gain"] for r in table.rows if isinstance(r.get(f"{preset}_gain"), float)]
         counts = [r[f"{preset}_count"] for r in table.rows if isinstance(r.get(f"{preset}_count"), int)]
