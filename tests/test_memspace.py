@@ -504,3 +504,10 @@ def test_the_cost_of_the_written_ir_matches_the_placement() -> None:
     assert sum(op.params for op in report.ops) == sum(
         op.params for op in analyze_traffic(graph_of(load_model(str(KWS_NN)))).ops
     )
+
+
+def test_pinned_constants_that_overflow_their_memory() -> None:
+    with pytest.raises(
+        UserError, match=r"the constants pinned to 'sram' need 1,566,608 bytes but it holds 262,144"
+    ):
+        assign_graph(graph_of(load_model(str(MBV2_NN))), load_target("stm32f746"), weights="sram")

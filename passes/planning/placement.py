@@ -336,10 +336,12 @@ class Placer:
                     state[m.name].add(*whole, size)
                     state[m.name].static += size
                     static[m.name] += size
+                    if static[m.name] > m.capacity:
+                        raise NoFit(self._nvm_error(m, self._pinned_constants(m)))
                 else:
                     nvm_used[m.name] += size
                     if nvm_used[m.name] > m.capacity:
-                        raise NoFit(self._nvm_error(m, nvm_used[m.name]))
+                        raise NoFit(self._nvm_error(m, self._pinned_constants(m)))
             for key in by_density:
                 if key in self.buffer_set:
                     span = self.spans.get(key)
@@ -451,6 +453,9 @@ class Placer:
             f"{need:,} bytes at step {step} ({op}) where {listing} are live, but it has {room:,} "
             f"(short by {need - room:,})"
         )
+
+    def _pinned_constants(self, memory: Memory) -> int:
+        return sum(self.padded(k, memory) for k in self.constants if self.pins.get(k) == memory.name)
 
     def _nvm_error(self, memory: Memory, need: int) -> UserError:
         return UserError(
