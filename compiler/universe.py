@@ -20,7 +20,13 @@ def _quant() -> Dialect:
     return Quant
 
 
+def _analog() -> Dialect:
+    from nnopt.dialects.analog import Analog
+
+    return Analog
+
+
 NNOPT_UNIVERSE = Universe(
-    all_dialects={"nn": _nn, "quant": _quant},
+    all_dialects={"nn": _nn, "quant": _quant, "analog": _analog},
     all_passes=get_all_passes(),
 )

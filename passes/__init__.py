@@ -55,6 +55,12 @@ def _assign_memspace() -> type[ModulePass]:
     return AssignMemspacePass
 
 
+def _map_analog() -> type[ModulePass]:
+    from nnopt.passes.map_analog import MapAnalogPass
+
+    return MapAnalogPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Name -> factory for every nnopt pass; factories import their module on first use."""
     return {
@@ -62,6 +68,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "nn-bufferize": _bufferize,
         "nn-legalize-quant": _legalize_quant,
         "nn-lifetimes": _lifetimes,
+        "nn-map-analog": _map_analog,
         "nn-plan-arena": _plan_arena,
         "nn-propagate-transposes": _propagate_transposes,
         "nn-quantize": _quantize,

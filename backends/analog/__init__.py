@@ -1,0 +1,1 @@
+"""The analog in-memory-compute backend: matrices of matrix ops, tile packing, the simulator, reports."""
