@@ -20,3 +20,5 @@ COMMANDS["quantize"] = "quantize"
 COMMANDS["cost"] = "cost"
 
 COMMANDS["explore"] = "explore"
+
+COMMANDS["analog"] = "analog"
