@@ -111,8 +111,8 @@ def test_leading_gap_is_used() -> None:
 
 def test_plans_are_deterministic() -> None:
     problem = read_csv(shared_path("benchmarks", "minimalloc", "challenging_C.csv").read_text())
-    a = plan_buffers(problem, "portfolio", Options(time_limit=3, seed=7, exact=False))
-    b = plan_buffers(problem, "portfolio", Options(time_limit=3, seed=7, exact=False))
+    a = plan_buffers(problem, "portfolio", Options(time_limit=600, seed=7, exact=False))
+    b = plan_buffers(problem, "portfolio", Options(time_limit=600, seed=7, exact=False))
     assert a.offsets == b.offsets
 
 
