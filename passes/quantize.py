@@ -6,8 +6,9 @@ samples) with the numpy interpreter, picks a clipping range per activation
 its integer form, following the TFLite int8 scheme:
 
 * weights symmetric in [-127, 127] (``i8<-127:127>``), per output channel
-  (conv: dimension 0, depthwise: dimension 3, fully connected: dimension 0)
-  or per tensor; biases int32 with scale ``s_in * s_w[c]`` and zero point 0;
+  (conv: dimension 0, depthwise: dimension 3, fully connected: dimension 0),
+  per tensor, or as the TFLite converter (``tflite``: per-channel convolutions,
+  per-tensor fully connected layers); biases int32 with scale ``s_in * s_w[c]`` and zero point 0;
 * activations asymmetric per tensor, the range always containing 0 (int16:
   symmetric, zero point 0); fused activations fold into the output clamp
   (the float statistics are taken after them);
@@ -29,7 +30,7 @@ Every quantized op gets its `rounding` and its ``qparams`` (`qparams.attach`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,7 +57,9 @@ from nnopt.passes.analysis import quant_quality as quality
 MIN_SCALE_RATIO = 2.0**-16
 """An output scale is at least this times its largest input scale (keeps ADD's multipliers below 1)."""
 
-WEIGHT_MODES = ("per-channel", "per-tensor")
+WEIGHT_MODES = ("per-channel", "per-tensor", "tflite")
+"""Weight scales: per output channel everywhere, one per tensor, or as the TFLite converter does
+(per channel for convolutions, per tensor for fully connected layers)."""
 ACTIVATION_TYPES = ("int8", "int16")
 INTERFACES = ("float", "quantized")
 
@@ -236,30 +239,67 @@ def _dense(data: np.ndarray, elem: Attribute) -> nn.ConstOp:
     return nn.ConstOp(dense_attr(data, elem), TensorType(elem, list(data.shape)))
 
 
-def weight_scales(w: np.ndarray, axis: int | None) -> np.ndarray:
-    """Symmetric scales ``max|w| / 127`` per channel of `axis` (or one); an all-zero channel borrows a scale."""
+INT32_MAX = 2**31 - 1
+
+
+def weight_half_ranges(w: np.ndarray, axis: int | None) -> np.ndarray:
+    """``max|w|`` per channel of `axis` (or of the whole tensor), as float32."""
     if axis is None:
-        bound = np.asarray([np.abs(w).max() if w.size else 0.0], dtype=np.float64)
-    else:
-        moved = np.moveaxis(np.abs(w.astype(np.float64)), axis, 0).reshape(w.shape[axis], -1)
-        bound = moved.max(axis=1) if moved.shape[1] else np.zeros(w.shape[axis])
-    scales = bound / 127.0
+        return np.asarray([np.abs(w).max() if w.size else 0.0], dtype=np.float32)
+    moved = np.moveaxis(np.abs(w.astype(np.float32)), axis, 0).reshape(w.shape[axis], -1)
+    return (moved.max(axis=1) if moved.shape[1] else np.zeros(w.shape[axis])).astype(np.float32)
+
+
+def widen_for_bias(half: np.ndarray, bias: np.ndarray, input_scale: float) -> np.ndarray:
+    """TFLite's ``AdjustWeightsForBiasScale``: grow a channel's range until its bias stays within half of int32.
+
+    A channel is widened when ``|b| >= 0.5 * s_in * s_w * INT32_MAX``, to
+    ``2 |b| / INT32_MAX * 127 / s_in`` (then the bias quantizes to about 2^30).
+    """
+    out = half.copy()
+    s_in = np.float32(input_scale)
+    if out.size == 1:
+        bias = np.asarray([np.abs(bias).max() if bias.size else 0.0])
+    for c in range(out.size):
+        b = abs(float(bias[c]))
+        scale = float(np.float32(out[c]) / np.float32(127.0))
+        if b >= 0.5 * float(s_in) * scale * INT32_MAX and b > 0:
+            out[c] = np.float32(2.0 * b / INT32_MAX * float(np.float32(127.0) / s_in))
+    return out
+
+
+def weight_scales(w: np.ndarray, axis: int | None, half: np.ndarray | None = None) -> np.ndarray:
+    """Symmetric scales ``max|w| / 127`` (float32) per channel of `axis` (or one).
+
+    A channel whose range is 0 (all-zero weights, no bias to size it) borrows
+    the median scale of the others, since a scale must be positive.
+    """
+    if half is None:
+        half = weight_half_ranges(w, axis)
+    scales = (np.asarray(half, dtype=np.float32) / np.float32(127.0)).astype(np.float64)
     positive = scales[scales > 0]
     fallback = float(np.median(positive)) if positive.size else 1.0 / 127.0
-    scales = np.where(scales > 0, scales, fallback)
-    return np.asarray([_f32(s) for s in scales], dtype=np.float64)
+    return np.where(scales > 0, scales, _f32(fallback))
 
 
 def quantize_weights(
-    w: np.ndarray, axis: int | None, scales: np.ndarray
+    w: np.ndarray, axis: int | None, scales: np.ndarray, half: np.ndarray | None = None
 ) -> tuple[np.ndarray, UniformQuantizedType]:
-    """Weights as int8 in [-127, 127] and their (narrow-range) type."""
-    s = np.asarray(scales, dtype=np.float32)
+    """Weights as int8 in [-127, 127] and their (narrow-range) type.
+
+    As TFLite's ``SymmetricPerChannelQuantizeValues``: ``round(w * (127 / max|w|))``
+    in float32, half away from zero (`half` gives the ranges; default ``127 * scales``).
+    """
+    if half is None:
+        half = np.asarray(scales, dtype=np.float64) * 127.0
+    half32 = np.asarray(half, dtype=np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(half32 > 0, np.float32(127.0) / np.where(half32 > 0, half32, 1), 0).astype(np.float32)
     if axis is not None:
         shape = [1] * w.ndim
         shape[axis] = -1
-        s = s.reshape(shape)
-    q = np.clip(qround(w.astype(np.float32) / s), -127, 127).astype(np.int8)
+        inv = inv.reshape(shape)
+    q = np.clip(qround((w.astype(np.float32) * inv).astype(np.float32)), -127, 127).astype(np.int8)
     qt = UniformQuantizedType(
         width=8,
         scales=[float(x) for x in scales],
@@ -269,6 +309,14 @@ def quantize_weights(
         storage_max=127,
     )
     return q, qt
+
+
+def quantize_bias(bias: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """int32 biases as TFLite's ``SymmetricPerChannelBiasQuantize``: ``round(b * float32(1 / s))`` in float32."""
+    b = np.asarray(bias, dtype=np.float32)
+    inv = np.asarray([np.float32(1.0 / float(s)) for s in np.atleast_1d(scales)], dtype=np.float32)
+    q = qround((b * inv).astype(np.float32).astype(np.float64))
+    return np.clip(q, -INT32_MAX, INT32_MAX).astype(np.int32)
 
 
 def qround(x: np.ndarray) -> np.ndarray:
@@ -336,9 +384,12 @@ class _Rewriter:
         self.qval: dict[SSAValue, SSAValue] = {}
         self.to_erase: list[Operation] = []
         self.new_quantized: list[Operation] = []
+        self.given: dict[SSAValue, UniformQuantizedType] = {}
 
     # ---------------------------------------------------------------- types
     def range_type(self, v: SSAValue) -> UniformQuantizedType:
+        if v in self.given:
+            return self.given[v]
         lo, hi = self.ranges.get(v, (0.0, 0.0))
         return activation_type(lo, hi, self.config.width)
 
@@ -432,25 +483,20 @@ class _Rewriter:
         assert isinstance(w_owner, nn.ConstOp)
         w = np.asarray(const_value(w_owner), dtype=np.float32)
         axis: int | None = 3 if isinstance(op, nn.DepthwiseConv2DOp) else 0
-        if self.config.weights == "per-tensor":
+        if self.config.weights == "per-tensor" or (
+            self.config.weights == "tflite" and isinstance(op, nn.FullyConnectedOp)
+        ):
             axis = None
-        scales = weight_scales(w, axis)
+        half = weight_half_ranges(w, axis)
         s_in = _f32(in_q.scale)
         bias: np.ndarray | None = None
         if op.bias is not None:
             b_owner = op.bias.owner
             assert isinstance(b_owner, nn.ConstOp)
             bias = np.asarray(const_value(b_owner), dtype=np.float64)
-            # TFLite's AdjustWeightsForBiasScale: widen weight scales until the bias fits int32 with headroom.
-            limit = 0.5 * float(2**31 - 1)
-            if axis is None:
-                need = float(np.abs(bias).max()) / (s_in * limit) if bias.size else 0.0
-                if need > scales[0]:
-                    scales = np.asarray([_f32(need * 1.0001)])
-            else:
-                need_c = np.abs(bias) / (s_in * limit)
-                scales = np.asarray([_f32(max(s, n * 1.0001)) for s, n in zip(scales, need_c, strict=True)])
-        qw, wt = quantize_weights(w, axis, scales)
+            half = widen_for_bias(half, bias, s_in)
+        scales = weight_scales(w, axis, half)
+        qw, wt = quantize_weights(w, axis, scales, half)
         new_w = _dense(qw, wt)
         new_w.location = w_owner.location
         new_w.result.name_hint = op.weight.name_hint
@@ -462,7 +508,7 @@ class _Rewriter:
             )
             cout = bias.shape[0]
             per = b_scales if b_scales.size == cout else np.full(cout, b_scales[0])
-            qb = np.clip(qround(bias / per), -(2**31) + 1, 2**31 - 1).astype(np.int32)
+            qb = quantize_bias(bias, per)
             bt = UniformQuantizedType(
                 width=32,
                 scales=[float(s) for s in b_scales],
@@ -505,10 +551,10 @@ class _Rewriter:
             operands = [self.requantized(q, qt, op) for q in operands]
         else:
             # Degenerate ranges (a constant output) get a scale the kernels can requantize to.
-            in_scales = [nn.elem_of(q).scale for q in operands[:1] + operands[1:2] if _per_tensor(q)]
+            in_scales = [_scale(q) for q in operands[:2] if _per_tensor(q)]
             floor = MIN_SCALE_RATIO * max(in_scales, default=0.0)
             lo, hi = self.ranges.get(result, (0.0, 0.0))
-            out_elem = activation_type(lo, hi, self.config.width, floor)
+            out_elem = self.given.get(result) or activation_type(lo, hi, self.config.width, floor)
         props = dict(op.properties)
         if isinstance(op, nn.QuantizableOp):
             props["rounding"] = StringAttr(self.config.rounding)
@@ -558,6 +604,12 @@ def _named(attrs: ArrayAttr[DictionaryAttr] | None, names: Sequence[str]) -> Arr
     )
 
 
+def _scale(q: SSAValue) -> float:
+    t = nn.elem_of(q)
+    assert isinstance(t, UniformQuantizedType)
+    return t.scale
+
+
 def _per_tensor(q: SSAValue) -> bool:
     t = nn.elem_of(q)
     return isinstance(t, UniformQuantizedType) and not t.is_per_axis
@@ -597,8 +649,15 @@ def quantize_graph(
     config: QuantizeConfig,
     *,
     progress: bool = True,
+    activation_types: Mapping[int, UniformQuantizedType] | None = None,
 ) -> GraphQuantization:
-    """Calibrate and quantize one float graph in place."""
+    """Calibrate and quantize one float graph in place.
+
+    `activation_types` imposes the quantized type of chosen values instead of
+    their calibrated range: keys are op positions in the graph's block (after
+    hybrid weights are folded into constants), ``-1 - i`` for input ``i``
+    (used to reproduce another quantizer's activation ranges exactly).
+    """
     config.check()
     _fold_dequantized_constants(graph)
     _check_float_graph(graph)
@@ -651,6 +710,9 @@ def quantize_graph(
             quantized[r] = decision[op]
 
     rw = _Rewriter(graph, config, ranges)
+    for key, qt in (activation_types or {}).items():
+        target = graph.block.args[-1 - key] if key < 0 else ops[key].results[0]
+        rw.given[target] = qt
     record = GraphQuantization(
         graph, calibration=data.describe(), batched=runner.batched, reference=reference
     )
@@ -733,7 +795,7 @@ class QuantizePass(ModulePass):
     percentile: float = 99.99
     """Percentile kept by the percentile method ((100 - p) / 2 percent cut from each tail)."""
     weights: str = "per-channel"
-    """per-channel | per-tensor."""
+    """per-channel | per-tensor | tflite (per-channel convolutions, per-tensor fully connected)."""
     activations: str = "int8"
     """int8 | int16 (symmetric, zero point 0)."""
     rounding: str = "tflite_double"

@@ -425,11 +425,11 @@ def test_random_float_graphs_quantize_and_stay_close(spec: object) -> None:
     """Loose bound, measured on 400 drawn graphs (worst 0.105: int8 tanh after a wide conv): on the
     calibration samples every output element is within 20% of the float output's largest magnitude."""
     module = build_graph(spec)  # type: ignore[arg-type]
-    (record,) = _quantize(module, samples=8)
-    module.verify()
-    data = cal.synthetic_calibration(record.graph, 0, 8)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # windows entirely in padding divide 0 by 0
+        warnings.simplefilter("ignore", RuntimeWarning)  # float pools whose window is all padding: 0 / 0
+        (record,) = _quantize(module, samples=8)
+        module.verify()
+        data = cal.synthetic_calibration(record.graph, 0, 8)
         ref, _ = cal.GraphRunner(record.reference).run(data.inputs)
         got, _ = cal.GraphRunner(record.graph).run(data.inputs)
     assert set(ref) == set(got)
@@ -491,3 +491,48 @@ def test_already_quantized_graph_is_refused() -> None:
     _quantize(module)
     with pytest.raises(UserError, match="nn-quantize takes float graphs"):
         _quantize(module)
+
+
+# --------------------------------------------------------------------------
+# The TFLite converter's arithmetic
+# --------------------------------------------------------------------------
+
+
+def test_reproduces_the_converter_given_its_activation_ranges() -> None:
+    """With the converter's activation types imposed, every weight, bias, scale and integer parameter of
+    nnopt's ResNet-8 and AD autoencoder equals the converter's int8 model (same float weights)."""
+    from nnopt.backends.numpy.arrays import const_value
+    from nnopt.compiler.frontends import load_model
+    from nnopt.dialects import qparams
+    from nnopt.passes.quantize import QuantizeConfig, quantize_graph
+
+    from .conftest import shared_path
+
+    for stem in ("mlperf_tiny_ic_resnet8", "mlperf_tiny_ad_autoencoder"):
+        module = load_model(str(shared_path("models", f"{stem}_f32.tflite")))
+        converter = _graph(load_model(str(shared_path("models", f"{stem}_int8.tflite"))))
+        graph = _graph(module)
+        skip = (nn.ConstOp, nn.OutputOp)
+        ours = [(i, op) for i, op in enumerate(graph.block.ops) if not isinstance(op, skip)]
+        theirs = [op for op in converter.block.ops if not isinstance(op, skip)]
+        types = {i: nn.elem_of(t.results[0]) for (i, _), t in zip(ours, theirs, strict=True)}
+        types[-1] = nn.elem_of(converter.block.args[0])
+        data = cal.synthetic_calibration(graph, 0, 1)
+        quantize_graph(graph, data, QuantizeConfig(weights="tflite"), progress=False, activation_types=types)
+        kinds = (nn.Conv2DOp, nn.DepthwiseConv2DOp, nn.FullyConnectedOp)
+        mine = [op for op in graph.block.ops if isinstance(op, kinds)]
+        ref = [op for op in converter.block.ops if isinstance(op, kinds)]
+        assert len(mine) == len(ref) > 0
+        for a, b in zip(mine, ref, strict=True):
+            for role in ("weight", "bias"):
+                va, vb = getattr(a, role), getattr(b, role)
+                np.testing.assert_array_equal(const_value(va.owner), const_value(vb.owner))
+                sa = np.asarray(nn.elem_of(va).scale_values, np.float32)
+                sb = np.asarray(nn.elem_of(vb).scale_values, np.float32)
+                np.testing.assert_array_equal(sa, sb)
+            pa, pb = qparams.get(a), qparams.get(b)
+            assert pa.keys() == pb.keys()
+            for key in pa:
+                np.testing.assert_array_equal(
+                    np.asarray(pa[key]), np.asarray(pb[key]), err_msg=f"{stem} {key}"
+                )

@@ -4,7 +4,7 @@
 
     nnopt quantize MODEL (--calibration FILE.npz | --calibration-seed N) -o OUT.mlir
                    [--report] [--json FILE] [--method minmax|percentile|mse] [--percentile P]
-                   [--weights per-channel|per-tensor] [--activations int8|int16]
+                   [--weights per-channel|per-tensor|tflite] [--activations int8|int16]
                    [--rounding tflite_double|single|onnx_rint] [--skip OP,OP,...]
                    [--interface float|quantized] [--samples N] [--input-range LO:HI]
 
@@ -62,7 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--percentile", type=float, default=99.99, metavar="P", help="kept percentile of --method percentile"
     )
-    p.add_argument("--weights", choices=WEIGHT_MODES, default="per-channel", help="weight scales")
+    p.add_argument(
+        "--weights",
+        choices=WEIGHT_MODES,
+        default="per-channel",
+        help="weight scales (tflite: per-channel convolutions, per-tensor fully connected)",
+    )
     p.add_argument("--activations", choices=ACTIVATION_TYPES, default="int8", help="activation type")
     p.add_argument("--rounding", choices=nn.ROUNDING_MODES, default="tflite_double", help="requantization")
     p.add_argument("--skip", default="", metavar="OP,OP", help="ops to keep in float (SSA or tensor names)")

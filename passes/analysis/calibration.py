@@ -416,8 +416,8 @@ def _mse_search(
         best = float(cand[int(np.argmin(errs))])
         return -best, best
     # A joint shrink of both ends first (coordinate steps alone stall when both tails hold outliers).
-    bound = max(-lo, hi) * ratios
-    cand_lo, cand_hi = np.maximum(lo, -bound), np.minimum(hi, bound)
+    bounds = max(-lo, hi) * ratios
+    cand_lo, cand_hi = np.maximum(lo, -bounds), np.minimum(hi, bounds)
     errs = quantize_error(centers, counts, cand_lo, cand_hi, levels)
     k = int(np.argmin(errs))
     best_lo, best_hi = float(cand_lo[k]), float(cand_hi[k])

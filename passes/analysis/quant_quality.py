@@ -244,7 +244,11 @@ def format_db(x: float) -> str:
 
 
 def render_text(report: QualityReport, limit: int = 0) -> str:
-    """The per-layer table (worst first) and the output summary."""
+    """The per-layer table (worst first) and the output summary.
+
+    Columns: SNR of the layer's output in dB, mean cosine similarity, largest
+    absolute error in real units and in steps of the layer's output scale.
+    """
     rows = report.worst_first()
     if limit > 0:
         rows = rows[:limit]
@@ -253,7 +257,8 @@ def render_text(report: QualityReport, limit: int = 0) -> str:
     kind_w = max([2, *(len(r.kind) - 3 for r in rows)])
     type_w = max([4, *(len(r.type) for r in rows)])
     lines = [
-        f"graph @{report.graph}: quantized vs float on {report.samples} sample(s) -- {report.calibration}",
+        f"graph @{report.graph}: quantized vs float, layer by layer (worst first), on the "
+        f"{report.samples} calibration sample{'s' if report.samples != 1 else ''}",
         "",
         f"{'layer':<{name_w}}  {'op':<{kind_w}}  {'type':<{type_w}}  {'SNR dB':>7}  {'cosine':>8}  "
         f"{'max err':>10}  {'LSB':>6}",
