@@ -23,7 +23,7 @@ from benchmarks.peers import PeerError, PeerWorker, patch_quantized_dimension
 
 NAME = "interpreter"
 TITLE = "Interpreter latency"
-DEFAULT_REPEAT = 7
+DEFAULT_REPEAT = 11
 
 
 @dataclass
@@ -37,6 +37,10 @@ class Measured:
     @property
     def seconds(self) -> float | None:
         return median(self.times) if self.times and self.error is None else None
+
+    @property
+    def best(self) -> float | None:
+        return min(self.times) if self.times and self.error is None else None
 
 
 def compare(ours: list[np.ndarray], theirs: list[np.ndarray] | None) -> tuple[bool | None, str]:
@@ -152,7 +156,8 @@ def run(ctx: Context) -> SectionResult:
         "default threading). LiteRT: `ai_edge_litert` `Interpreter(..., experimental_op_resolver_type="
         "OpResolverType.BUILTIN_REF, num_threads=1)`. TFLite Micro: the `tflite_micro` Python interpreter "
         "(reference kernels). Peers run in child processes and time `invoke()` only; the ratios are "
-        "nnopt time / peer time (below 1: nnopt faster). **noise**: the largest (max - min) / median over the "
+        "nnopt time / peer time (below 1: nnopt faster), from the medians; **best-of** divides the fastest "
+        "rounds instead, which load from other jobs disturbs least. **noise**: the largest (max - min) / median over the "
         "rounds among the runners of the row.",
         "`tflm_person_detect_int8` goes to LiteRT with its bias `quantized_dimension` set to 0 in an in-memory "
         "copy (LiteRT rejects 3 on a 1-D tensor; the meaning is unchanged).",
@@ -167,6 +172,7 @@ def run(ctx: Context) -> SectionResult:
             Column("tflm", "TFLM ms", "ms"),
             Column("vs_litert", "nnopt/LiteRT", "ratio"),
             Column("vs_tflm", "nnopt/TFLM", "ratio"),
+            Column("best_vs_litert", "best-of nnopt/LiteRT", "ratio"),
             Column("eq_tflm", "nnopt = TFLM"),
             Column("eq_litert", "nnopt vs LiteRT"),
             Column("noise", "noise", "spread"),
@@ -206,6 +212,8 @@ def run(ctx: Context) -> SectionResult:
                 tflm=measured["tflm"].seconds,
                 vs_litert=ratio(nn_time, measured["litert"].seconds),
                 vs_tflm=ratio(nn_time, measured["tflm"].seconds),
+                best_vs_litert=ratio(measured["nnopt"].best, measured["litert"].best),
+                best_vs_tflm=ratio(measured["nnopt"].best, measured["tflm"].best),
                 eq_tflm=(True if eq_tflm else tflm_text) if eq_tflm is not None else None,
                 eq_litert=litert_text,
                 bit_exact_tflm=eq_tflm,
@@ -248,12 +256,16 @@ def _commentary(table: Table) -> list[str]:
             if isinstance(r.get("vs_litert"), float) and r["vs_litert"] >= 1
         ]
         gm = _geomean(ratios)
+        best = [r["best_vs_litert"] for r in mlperf if isinstance(r.get("best_vs_litert"), float)]
+        best_gm = _geomean(best)
+        best_faster = [v for v in best if v < 1]
         lines.append(
             f'Target "faster than LiteRT\'s reference kernels on every MLPerf Tiny model": '
             f"{'**met**' if not slower and ratios else '**not met**'} — nnopt is faster on {len(faster)} of "
             f"{len(mlperf)} MLPerf Tiny models"
             + (f"; slower on {', '.join(slower)}" if slower else "")
-            + (f". Geometric mean of nnopt/LiteRT: {gm:.2f}x." if gm else ".")
+            + (f". Geometric mean of nnopt/LiteRT: {gm:.2f}x" if gm else "")
+            + (f" (best-of rounds: {best_gm:.2f}x, faster on {len(best_faster)})." if best_gm else ".")
         )
     ints = [r for r in table.rows if r.get("dtype") == "int8"]
     if ints:
