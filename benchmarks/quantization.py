@@ -679,11 +679,17 @@ def commentary(pairs: Table, digits: Table, replay: Table | None = None) -> list
     notes: list[str] = []
     if replay is not None and replay.rows:
         listing = ", ".join(f"`{r['model']}` {r['same']}" for r in replay.rows)
+        exact = all(r["raw"]["same"] == 1.0 for r in replay.rows)
         notes.append(
-            "Given the converter's activation ranges, nnopt's weights, biases and integer parameters reproduce "
-            f"the converter's int8 models: outputs equal to the converter's on {listing} (the rest differ by "
-            "one step where a weight or bias rounds differently); so the gaps in the first table come from the "
-            "calibration data, not from the quantization scheme."
+            "Given the converter's activation ranges, nnopt rebuilds the converter's int8 models: outputs equal "
+            f"to the converter's on {listing}"
+            + (
+                " (every weight, bias, scale and integer parameter is identical too: `tests/test_quantize.py`)"
+                if exact
+                else ""
+            )
+            + ". The converter's calibration is min/max over its representative data, like nnopt's `minmax`, "
+            "so the gaps in the first table come from the calibration data, not from the quantization scheme."
         )
     by_model: dict[str, dict[str, dict[str, Any]]] = {}
     for row in pairs.rows:
