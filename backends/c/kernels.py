@@ -243,6 +243,11 @@ class _Requant:
                 raise _err(k, f"16-bit requantization shift {int(shift.max())} is out of range (at most 14)")
             if not wide and int(shift.min()) < -31:
                 raise _err(k, f"requantization shift {int(shift.min())} is out of range")
+            # Double rounding with right shifts only and non-negative multipliers (every TFLite
+            # model): SaturatingRoundingDoublingHighMul cannot saturate, (a*m + 2^30) >> 31 equals it.
+            right_only = self.mode == "tflite_double" and not wide and shift.max() <= 0 and mult.min() >= 0
+            if right_only:
+                shift = -shift
             uniform = bool(np.all(mult == mult[0]) and np.all(shift == shift[0]))
             if uniform:
                 m0, s0 = int(mult[0]), int(shift[0])
@@ -250,10 +255,16 @@ class _Requant:
                 self.shift_expr = lambda ch: str(s0)
             else:
                 mname = k.table("mult", "int32_t", mult, f"layer {k.layer.index}: requantization multipliers")
-                sname = k.table("shift", "int8_t", shift, f"layer {k.layer.index}: requantization shifts")
+                what = "right shifts" if right_only else "shifts"
+                sname = k.table("shift", "int8_t", shift, f"layer {k.layer.index}: requantization {what}")
                 self.mult_expr = lambda ch: f"{mname}[{ch}]"
                 self.shift_expr = lambda ch: f"{sname}[{ch}]"
-            self.fn = k.use("mbqm_i64") if wide else k.use(mbqm_name(self.mode))
+            if wide:
+                self.fn = k.use("mbqm_i64")
+            elif right_only:
+                self.fn = k.use("mbqm_double_right")
+            else:
+                self.fn = k.use(mbqm_name(self.mode))
 
     def store(self, acc_var: str, acc_type: str, ch: str, target: str) -> None:
         """``target = clamp(requant(acc) + zy)``."""
@@ -355,10 +366,255 @@ def _input_max_abs(q: UniformQuantizedType, zp: int) -> tuple[int, int]:
     return max(abs(q.qmin), abs(q.qmax)), max(abs(q.qmin - zp), abs(q.qmax - zp))
 
 
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def _conv2d_patch(k: KernelContext) -> bool:
+    """Integer convolution through an im2col patch, when the weights are constants.
+
+    For each output pixel (and group) the input window is gathered once into a
+    16-bit patch on the stack (padded cells hold the input zero point, so the
+    folded bias ``bias - zx * sum(w)`` covers them exactly), then every output
+    channel is one dot product of the patch with its weight row, zero-padded to
+    a multiple of 16 so that compilers vectorize it.
+    """
+    op = k.layer.op
+    assert isinstance(op, nn.Conv2DOp)
+    x_acc, w_acc = k.layer.inputs[0], k.layer.inputs[1]
+    b_acc = k.layer.inputs[2] if len(k.layer.inputs) > 2 else None
+    y_acc = k.layer.output
+    if w_acc.const is None:
+        return False
+    p = _params(k)
+    win = window_of(op)
+    n_, h_, w_, c_ = x_acc.shape
+    cout, kh, kw, cg = w_acc.shape
+    groups = c_ // cg
+    cout_g = cout // groups
+    oh, ow = win.out_hw
+    sh, sw = win.strides
+    dh, dw = win.dilations
+    pt, _, pl, _ = win.pads
+    xs, ys = x_acc.strides, y_acc.strides
+    zx = _p_int(p, "input_zp")
+    wzp = _p_arr(p, "weight_zp", cout).astype(np.int64)
+    w = k.tables.constants[w_acc.const].value.astype(np.int64) - wzp.reshape(-1, 1, 1, 1)
+    kk = kh * kw * cg
+    kp = _round_up(kk, 16)
+    wrows = np.zeros((cout, kp), np.int64)
+    wrows[:, :kk] = w.reshape(cout, kk)
+    bvals = _const_values(k, b_acc)
+    fold = b_acc is None or bvals is not None
+    xq = _qtype(x_acc)
+    max_x, max_xd = _input_max_abs(xq, zx)
+    wsum_abs = np.abs(wrows).sum(axis=1)
+    if fold:
+        base = bvals.astype(np.int64) if bvals is not None else np.zeros(cout, np.int64)
+        bias = qm.wrap_int32(base - zx * wrows.sum(axis=1))
+        bound = int((wsum_abs * max_x + np.abs(bias)).max(initial=0))
+        bname = k.table("bias", "int32_t", bias, f"layer {k.layer.index}: bias - input_zp * sum(weights)")
+    else:
+        bound = int((wsum_abs * max_xd).max(initial=0)) + (1 << 31)
+    acc_t = _acc_bound_ctype(bound)
+    req = _Requant(k, p, cout, wide=False)
+    c = k.code
+    k.pointer("x", x_acc)
+    if kp == kk and not np.any(wzp):
+        k.pointer("w", w_acc)
+        wtype = w_acc.ctype
+    else:
+        wtype = "int8_t" if wrows.min(initial=0) >= -128 and wrows.max(initial=0) <= 127 else "int16_t"
+        what = "weights minus zero points, " if np.any(wzp) else "weights, "
+        wname = k.table("w", wtype, wrows, f"layer {k.layer.index}: {what}rows padded to {kp}")
+        c(f"const {wtype} *w = {wname};")
+    if not fold:
+        k.pointer("b", b_acc)  # type: ignore[arg-type]
+    k.pointer("y", y_acc, writable=True)
+    ptype = "int16_t" if xq.width == 8 else "int32_t"
+    fill = zx if fold else 0
+    c(f"{ptype} patch[{kp}];")
+    if kp > kk:
+        c.loop("k", kp, kk)
+        c("patch[k] = 0;")
+        c.close()
+    pads_reachable = any(win.pads) or _interior(oh, h_, kh, sh, dh, pt) != (0, oh)
+    pads_reachable = pads_reachable or _interior(ow, w_, kw, sw, dw, pl) != (0, ow)
+    c.loop("n", n_)
+    c.loop("oy", oh)
+    c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
+    c.loop("ox", ow)
+    c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
+    if groups > 1:
+        c.loop("g", groups)
+    # Gather the window into the patch.
+    c.loop("ky", kh)
+    c(f"const int iy = {lin([('iy0', 1), ('ky', dh)])};")
+    c.loop("kx", kw)
+    c(f"const int ix = {lin([('ix0', 1), ('kx', dw)])};")
+    c(f"{ptype} *pp = patch + {lin([('ky', kw * cg), ('kx', cg)])};")
+    if pads_reachable:
+        c.open(f"if (iy < 0 || iy >= {h_} || ix < 0 || ix >= {w_})")
+        c.loop("ci", cg)
+        c(f"pp[ci] = {fill};")
+        c.close()
+        c.depth -= 1
+        c.open("} else")
+    gterm = [("g", cg * xs[3])] if groups > 1 else []
+    c(f"const {x_acc.ctype} *xp = x + ({lin([('n', xs[0]), ('iy', xs[1]), ('ix', xs[2]), *gterm])});")
+    c.loop("ci", cg)
+    xe = "xp[ci]" if xs[3] == 1 else f"xp[ci * {xs[3]}]"
+    c(f"pp[ci] = ({ptype}){xe};" if fold else f"pp[ci] = ({ptype})({_minus(xe, zx)});")
+    c.close()
+    if pads_reachable:
+        c.close()
+    c.close()
+    c.close()
+    # One dot product per output channel.
+    if groups > 1:
+        c.loop("j", cout_g)
+        c(f"const int oc = g * {cout_g} + j;")
+    else:
+        c.loop("oc", cout)
+    c(f"const {wtype} *wr = w + oc * {kp};")
+    c(f"{acc_t} acc = {bname + '[oc]' if fold else 'b[oc]'};")
+    c.loop("q", kp)
+    cast = "(int64_t)" if acc_t == "int64_t" else ""
+    c(f"acc += {cast}patch[q] * wr[q];")
+    c.close()
+    req.store("acc", acc_t, "oc", f"y[{lin([('n', ys[0]), ('oy', ys[1]), ('ox', ys[2]), ('oc', ys[3])])}]")
+    c.close()
+    if groups > 1:
+        c.close()
+    c.close()
+    c.close()
+    c.close()
+    return True
+
+
+def _float_rows(
+    k: KernelContext,
+    kk: int,
+    cout: int,
+    wt_name: str,
+    bias: str | None,
+    activation: str,
+    target: Callable[[str], str],
+) -> None:
+    """``y[oc] = act(bias[oc] + sum_k patch[k] * wt[k][oc])`` for one patch, vectorized over output
+    channels (each output still sums its products in order, so no float reassociation is needed)."""
+    c = k.code
+    cb = _channel_block(cout)
+    if cb == cout:
+        c("const int o0 = 0;")
+        count: int | str = cout
+    else:
+        c.open(f"for (int o0 = 0; o0 < {cout}; o0 += {cb})")
+        count = f"({cout} - o0 < {cb} ? {cout} - o0 : {cb})" if cout % cb else cb
+    c.loop("j", count)
+    c(f"acc[j] = {f'{bias}[o0 + j]' if bias else '0.0f'};")
+    c.close()
+    c.loop("q", kk)
+    c("const float xv = patch[q];")
+    c(f"const float *wq = {wt_name} + q * {cout} + o0;")
+    c.loop("j", count)
+    c("acc[j] += xv * wq[j];")
+    c.close()
+    c.close()
+    c.loop("j", count)
+    c("float v = acc[j];")
+    clamp = _fclamp("v", activation)
+    if clamp:
+        c(clamp)
+    c(f"{target('o0 + j')} = v;")
+    c.close()
+    if cb != cout:
+        c.close()
+    else:
+        c("(void)o0;")
+
+
+def _conv2d_float(k: KernelContext) -> bool:
+    """Float convolution with constant weights: a patch per pixel (and group), weights transposed
+    to ``[K][Cout]`` at compile time so that the output channels form the vector dimension."""
+    op = k.layer.op
+    assert isinstance(op, nn.Conv2DOp)
+    x_acc, w_acc = k.layer.inputs[0], k.layer.inputs[1]
+    b_acc = k.layer.inputs[2] if len(k.layer.inputs) > 2 else None
+    y_acc = k.layer.output
+    if w_acc.const is None or x_acc.ctype != "float":
+        return False
+    win = window_of(op)
+    n_, h_, w_, c_ = x_acc.shape
+    cout, kh, kw, cg = w_acc.shape
+    groups = c_ // cg
+    cout_g = cout // groups
+    oh, ow = win.out_hw
+    sh, sw = win.strides
+    dh, dw = win.dilations
+    pt, _, pl, _ = win.pads
+    xs, ys = x_acc.strides, y_acc.strides
+    kk = kh * kw * cg
+    w = k.tables.constants[w_acc.const].value.astype(np.float32).reshape(groups, cout_g, kk)
+    wt = np.ascontiguousarray(w.transpose(0, 2, 1))  # [group][k][oc]
+    c = k.code
+    k.pointer("x", x_acc)
+    wname = k.table("wt", "float", wt, f"layer {k.layer.index}: weights as [group][k][out channel]")
+    if b_acc is not None:
+        k.pointer("b", b_acc)
+    k.pointer("y", y_acc, writable=True)
+    c(f"float patch[{kk}];")
+    c(f"float acc[{_channel_block(cout_g)}];")
+    c.loop("n", n_)
+    c.loop("oy", oh)
+    c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
+    c.loop("ox", ow)
+    c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
+    c.loop("g", groups)
+    c.loop("ky", kh)
+    c(f"const int iy = {lin([('iy0', 1), ('ky', dh)])};")
+    c.loop("kx", kw)
+    c(f"const int ix = {lin([('ix0', 1), ('kx', dw)])};")
+    c(f"float *pp = patch + {lin([('ky', kw * cg), ('kx', cg)])};")
+    c.open(f"if (iy < 0 || iy >= {h_} || ix < 0 || ix >= {w_})")
+    c.loop("ci", cg)
+    c("pp[ci] = 0.0f;")
+    c.close()
+    c.depth -= 1
+    c.open("} else")
+    c(f"const float *xp = x + ({lin([('n', xs[0]), ('iy', xs[1]), ('ix', xs[2]), ('g', cg * xs[3])])});")
+    c.loop("ci", cg)
+    c("pp[ci] = xp[ci];" if xs[3] == 1 else f"pp[ci] = xp[ci * {xs[3]}];")
+    c.close()
+    c.close()
+    c.close()
+    c.close()
+    c(f"const float *wg = {wname} + g * {kk * cout_g};")
+    bias = None
+    if b_acc is not None:
+        c(f"const float *bg = b + g * {cout_g};")
+        bias = "bg"
+
+    def target(oc: str) -> str:
+        return f"y[{lin([('n', ys[0]), ('oy', ys[1]), ('ox', ys[2])])} + (g * {cout_g} + {oc}) * {ys[3]}]"
+
+    _float_rows(k, kk, cout_g, "wg", bias, op.activation(), target)
+    c.close()
+    c.close()
+    c.close()
+    c.close()
+    return True
+
+
 def conv2d(k: KernelContext) -> None:
     """Convolution (grouped, dilated, padded, strided) in int or float."""
     op = k.layer.op
     assert isinstance(op, nn.Conv2DOp)
+    _check_no_alias(k, *k.layer.inputs)
+    if _quantized(k) and _conv2d_patch(k):
+        return
+    if not _quantized(k) and _conv2d_float(k):
+        return
     x_acc, w_acc = k.layer.inputs[0], k.layer.inputs[1]
     b_acc = k.layer.inputs[2] if len(k.layer.inputs) > 2 else None
     y_acc = k.layer.output
@@ -637,32 +893,58 @@ def depthwise_conv2d(k: KernelContext) -> None:
         k.pointer(
             "t", Access(y_acc.ctype, y_acc.elem_bytes, (n_ * plane,), (1,), tmp.space, tmp.offset), True
         )
+        taps = [(ty, tx) for ty in range(kh) for tx in range(kw)]
+        unroll = len(taps) <= 25 and not (quant and runtime_wzp)
+        oy_in = _interior(oh, h_, kh, sh, dh, pt)
+        ox_in = _interior(ow, w_, kw, sw, dw, pl)
+        has_interior = unroll and oy_in[1] > oy_in[0] and ox_in[1] > ox_in[0]
+        all_interior = oy_in == (0, oh) and ox_in == (0, ow)
+        wt = "float" if not quant else ("int64_t" if acc_t == "int64_t" else "int32_t")
         c.loop("c0", c_)
         c("const int j = 0;")
+        if has_interior:
+            for t, (ty, tx) in enumerate(taps):
+                c(f"const {wt} w{t} = w[{lin([(ty * kw + tx, co), ('c0', 1)])}];")
         c.loop("n", n_)
         c.loop("oy", oh)
         c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
-        _tap_range(k, "ky0", "ky1", "iy0", kh, dh, h_)
         c.loop("ox", ow)
         c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
-        _tap_range(k, "kx0", "kx1", "ix0", kw, dw, w_)
         c(f"{acc_t} acc[1];")
         c(f"acc[0] = {'b[c0]' if b_acc is not None else zero};")
-        c.loop("ky", "ky1", "ky0")
-        c.loop("kx", "kx1", "kx0")
-        xe = lin(
-            [
-                ("n", xs[0]),
-                ("iy0", xs[1]),
-                ("ky", dh * xs[1]),
-                ("ix0", xs[2]),
-                ("kx", dw * xs[2]),
-                ("c0", xs[3]),
-            ]
-        )
-        c(mac(f"x[{xe}]", f"w[{lin([('ky', kw * co), ('kx', co), ('c0', 1)])}]", "j"))
-        c.close()
-        c.close()
+        if has_interior:
+            if not all_interior:
+                cond = _cond("oy", *oy_in, oh) + _cond("ox", *ox_in, ow)
+                c.open(f"if ({' && '.join(cond)})")
+            c(
+                f"const {x_acc.ctype} *xp = x + ({lin([('n', xs[0]), ('iy0', xs[1]), ('ix0', xs[2]), ('c0', xs[3])])});"
+            )
+            for t, (ty, tx) in enumerate(taps):
+                xe = f"xp[{ty * dh * xs[1] + tx * dw * xs[2]}]"
+                c(f"acc[0] += {_minus(xe, zx) if quant else xe} * w{t};")
+            if not all_interior:
+                c.depth -= 1
+                c.open("} else")
+        if not (has_interior and all_interior):
+            _tap_range(k, "ky0", "ky1", "iy0", kh, dh, h_)
+            _tap_range(k, "kx0", "kx1", "ix0", kw, dw, w_)
+            c.loop("ky", "ky1", "ky0")
+            c.loop("kx", "kx1", "kx0")
+            xe = lin(
+                [
+                    ("n", xs[0]),
+                    ("iy0", xs[1]),
+                    ("ky", dh * xs[1]),
+                    ("ix0", xs[2]),
+                    ("kx", dw * xs[2]),
+                    ("c0", xs[3]),
+                ]
+            )
+            c(mac(f"x[{xe}]", f"w[{lin([('ky', kw * co), ('kx', co), ('c0', 1)])}]", "j"))
+            c.close()
+            c.close()
+        if has_interior and not all_interior:
+            c.close()
         store("j", f"t[{lin([('n', plane), ('oy', ow), ('ox', 1)])}]")
         c.close()
         c.close()
@@ -751,6 +1033,72 @@ def _check_in_place_depthwise(k: KernelContext, x: Access, y: Access, mult: int)
         )
 
 
+def _fully_connected_patch(k: KernelContext) -> bool:
+    """Integer fully connected layer with constant weights: each input row widened once to a
+    16-bit patch, then one dot product per output channel (rows padded to a multiple of 16)."""
+    x_acc, w_acc = k.layer.inputs[0], k.layer.inputs[1]
+    b_acc = k.layer.inputs[2] if len(k.layer.inputs) > 2 else None
+    y_acc = k.layer.output
+    xq = _qtype(x_acc)
+    if w_acc.const is None or xq.width != 8:
+        return False
+    p = _params(k)
+    cout, kk = w_acc.shape
+    rows = x_acc.size // kk
+    zx = _p_int(p, "input_zp")
+    wzp = _p_arr(p, "weight_zp", cout).astype(np.int64)
+    kp = _round_up(kk, 16)
+    wrows = np.zeros((cout, kp), np.int64)
+    wrows[:, :kk] = k.tables.constants[w_acc.const].value.astype(np.int64).reshape(cout, kk) - wzp.reshape(
+        -1, 1
+    )
+    bvals = _const_values(k, b_acc)
+    fold = b_acc is None or bvals is not None
+    max_x, max_xd = _input_max_abs(xq, zx)
+    wsum_abs = np.abs(wrows).sum(axis=1)
+    if fold:
+        base = bvals.astype(np.int64) if bvals is not None else np.zeros(cout, np.int64)
+        bias = qm.wrap_int32(base - zx * wrows.sum(axis=1))
+        acc_t = _acc_bound_ctype(int((wsum_abs * max_x + np.abs(bias)).max(initial=0)))
+        bname = k.table("bias", "int32_t", bias, f"layer {k.layer.index}: bias - input_zp * sum(weights)")
+    else:
+        acc_t = _acc_bound_ctype(int((wsum_abs * max_xd).max(initial=0)) + (1 << 31))
+    req = _Requant(k, p, cout, wide=False)
+    c = k.code
+    k.pointer("x", x_acc)
+    if kp == kk and not np.any(wzp):
+        k.pointer("w", w_acc)
+        wtype = w_acc.ctype
+    else:
+        wtype = "int8_t" if wrows.min(initial=0) >= -128 and wrows.max(initial=0) <= 127 else "int16_t"
+        wname = k.table("w", wtype, wrows, f"layer {k.layer.index}: weight rows padded to {kp}")
+        c(f"const {wtype} *w = {wname};")
+    if not fold:
+        k.pointer("b", b_acc)  # type: ignore[arg-type]
+    k.pointer("y", y_acc, writable=True)
+    c(f"int16_t patch[{kp}];")
+    if kp > kk:
+        c.loop("q", kp, kk)
+        c("patch[q] = 0;")
+        c.close()
+    c.loop("r", rows)
+    c.loop("i", kk)
+    xe = f"x[r * {kk} + i]" if x_acc.contiguous else f"x[{_flat_index(x_acc, f'r * {kk} + i')}]"
+    c(f"patch[i] = (int16_t){xe};" if fold else f"patch[i] = (int16_t)({_minus(xe, zx)});")
+    c.close()
+    c.loop("oc", cout)
+    c(f"const {wtype} *wr = w + oc * {kp};")
+    c(f"{acc_t} acc = {bname + '[oc]' if fold else 'b[oc]'};")
+    c.loop("q", kp)
+    c(f"acc += {'(int64_t)' if acc_t == 'int64_t' else ''}patch[q] * wr[q];")
+    c.close()
+    target = f"y[r * {cout} + oc]" if y_acc.contiguous else f"y[{_flat_index(y_acc, f'r * {cout} + oc')}]"
+    req.store("acc", acc_t, "oc", target)
+    c.close()
+    c.close()
+    return True
+
+
 def fully_connected(k: KernelContext) -> None:
     """Fully connected layer ``y = x @ W^T + b`` over rows of K."""
     op = k.layer.op
@@ -759,6 +1107,37 @@ def fully_connected(k: KernelContext) -> None:
     b_acc = k.layer.inputs[2] if len(k.layer.inputs) > 2 else None
     y_acc = k.layer.output
     _check_no_alias(k, *k.layer.inputs)
+    if _quantized(k) and _fully_connected_patch(k):
+        return
+    if not _quantized(k) and w_acc.const is not None and x_acc.ctype == "float":
+        cout, kk = w_acc.shape
+        rows = x_acc.size // kk
+        c = k.code
+        wt = np.ascontiguousarray(
+            k.tables.constants[w_acc.const].value.astype(np.float32).reshape(cout, kk).T
+        )
+        k.pointer("x", x_acc)
+        wname = k.table("wt", "float", wt, f"layer {k.layer.index}: weights as [k][out channel]")
+        if b_acc is not None:
+            k.pointer("b", b_acc)
+        k.pointer("y", y_acc, writable=True)
+        c(f"float acc[{_channel_block(cout)}];")
+        c.loop("r", rows)
+        if x_acc.contiguous:
+            c(f"const float *patch = x + r * {kk};")
+        else:
+            c(f"float patch[{kk}];")
+            c.loop("i", kk)
+            c(f"patch[i] = x[{_flat_index(x_acc, f'r * {kk} + i')}];")
+            c.close()
+
+        def fc_target(oc: str) -> str:
+            flat = f"r * {cout} + {oc}"
+            return f"y[{flat}]" if y_acc.contiguous else f"y[{_flat_index(y_acc, flat)}]"
+
+        _float_rows(k, kk, cout, wname, "b" if b_acc is not None else None, op.activation(), fc_target)
+        c.close()
+        return
     cout, kk = w_acc.shape
     rows = x_acc.size // kk
     quant = _quantized(k)

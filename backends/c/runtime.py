@@ -73,6 +73,15 @@ static inline int32_t nnopt_mbqm_double(int32_t x, int32_t m, int shift) {
 }""",
         ("srdhm", "rdbpot"),
     ),
+    "mbqm_double_right": Helper(
+        """\
+/* MultiplyByQuantizedMultiplier, double rounding, for m >= 0 and a right shift: the high
+ * multiply cannot saturate and (x*m + 2^30) >> 31 equals gemmlowp's rounding division. */
+static inline int32_t nnopt_mbqm_double_right(int32_t x, int32_t m, int right) {
+    return nnopt_rdbpot((int32_t)(((int64_t)x * (int64_t)m + (1LL << 30)) >> 31), right);
+}""",
+        ("rdbpot",),
+    ),
     "mbqm_single": Helper(
         """\
 /* MultiplyByQuantizedMultiplier, single rounding (TFLITE_SINGLE_ROUNDING; qmath mode single). */
