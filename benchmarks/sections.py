@@ -20,6 +20,7 @@ SECTION_MODULES = (
     "benchmarks.schedule",
     "benchmarks.quantization",
     "benchmarks.memspace",
+    "benchmarks.analog",
 )
 
 
