@@ -9,6 +9,7 @@ Markdown.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -16,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -216,6 +217,22 @@ class SectionResult:
 # --------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def single_thread_blas() -> Iterator[str]:
+    """Limit numpy's BLAS to one thread (as the peers run), yielding a description of what is in effect.
+
+    On a loaded 2-core machine, a 2-thread OpenBLAS spins against the other jobs and single inferences
+    vary by 10x or more; one thread is both fair to single-threaded peers and stable.
+    """
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:
+        yield "numpy with its default BLAS threads (threadpoolctl is not installed)"
+        return
+    with threadpool_limits(limits=1):
+        yield "numpy's BLAS limited to 1 thread (threadpoolctl)"
 
 
 def median(values: Sequence[float]) -> float:

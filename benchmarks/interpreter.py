@@ -17,7 +17,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmarks.common import Column, Context, SectionResult, Table, median, ratio, short_error, spread
+from benchmarks.common import (
+    Column,
+    Context,
+    SectionResult,
+    Table,
+    median,
+    ratio,
+    short_error,
+    single_thread_blas,
+    spread,
+)
 from benchmarks.models import ModelFile, load, only_graph, seeded_inputs, shared_models
 from benchmarks.peers import PeerError, PeerWorker, patch_quantized_dimension
 
@@ -144,52 +154,8 @@ def _geomean(values: list[float]) -> float | None:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
-def run(ctx: Context) -> SectionResult:
-    """Measure every model; one table for .tflite models, one for .onnx models."""
-    reps = ctx.reps(DEFAULT_REPEAT)
-    result = SectionResult(NAME, TITLE, "", "")
-    result.setup = [
-        f"Median of {reps} rounds after one warm-up inference each; a round runs nnopt, LiteRT and TFLite Micro "
-        "once each, in turn, on the same seeded input (`numpy.random.default_rng(0)`: uniform storage integers, "
-        "N(0, 1) floats; `nnopt run --seed 0` feeds the same).",
-        "nnopt: `nnopt.backends.numpy.run(graph, inputs)` on the imported graph, in this process (numpy with its "
-        "default threading). LiteRT: `ai_edge_litert` `Interpreter(..., experimental_op_resolver_type="
-        "OpResolverType.BUILTIN_REF, num_threads=1)`. TFLite Micro: the `tflite_micro` Python interpreter "
-        "(reference kernels). Peers run in child processes and time `invoke()` only; the ratios are "
-        "nnopt time / peer time (below 1: nnopt faster), from the medians; **best-of** divides the fastest "
-        "rounds instead, which load from other jobs disturbs least. **noise**: the largest (max - min) / median over the "
-        "rounds among the runners of the row.",
-        "`tflm_person_detect_int8` goes to LiteRT with its bias `quantized_dimension` set to 0 in an in-memory "
-        "copy (LiteRT rejects 3 on a 1-D tensor; the meaning is unchanged).",
-    ]
-    tflite = Table(
-        "TFLite models: milliseconds per inference (median) and ratios",
-        [
-            Column("model", "model"),
-            Column("dtype", "dtype"),
-            Column("nnopt", "nnopt ms", "ms"),
-            Column("litert", "LiteRT ref ms", "ms"),
-            Column("tflm", "TFLM ms", "ms"),
-            Column("vs_litert", "nnopt/LiteRT", "ratio"),
-            Column("vs_tflm", "nnopt/TFLM", "ratio"),
-            Column("best_vs_litert", "best-of nnopt/LiteRT", "ratio"),
-            Column("eq_tflm", "nnopt = TFLM"),
-            Column("eq_litert", "nnopt vs LiteRT"),
-            Column("noise", "noise", "spread"),
-        ],
-    )
-    onnx = Table(
-        "ONNX models: milliseconds per inference (median), against onnxruntime (graph optimizations off, 1 thread)",
-        [
-            Column("model", "model"),
-            Column("nnopt", "nnopt ms", "ms"),
-            Column("ort", "onnxruntime ms", "ms"),
-            Column("vs_ort", "nnopt/ORT", "ratio"),
-            Column("eq_ort", "nnopt vs ORT"),
-            Column("noise", "noise", "spread"),
-        ],
-    )
-    skipped: list[str] = []
+def _measure_all(ctx: Context, reps: int, tflite: Table, onnx: Table, skipped: list[str]) -> None:
+    """Every model of ../shared/models into one of the two tables (or `skipped`, with the reason)."""
     for model in shared_models(ctx):
         if model.kind not in ("tflite", "onnx"):
             continue
@@ -237,6 +203,57 @@ def run(ctx: Context) -> SectionResult:
         for kind, m in measured.items():
             if m.error is not None:
                 table.unavailable(row, kind, m.error)
+
+
+def run(ctx: Context) -> SectionResult:
+    """Measure every model; one table for .tflite models, one for .onnx models."""
+    reps = ctx.reps(DEFAULT_REPEAT)
+    result = SectionResult(NAME, TITLE, "", "")
+    result.setup = [
+        f"Median of {reps} rounds after one warm-up inference each; a round runs nnopt, LiteRT and TFLite Micro "
+        "once each, in turn, on the same seeded input (`numpy.random.default_rng(0)`: uniform storage integers, "
+        "N(0, 1) floats; `nnopt run --seed 0` feeds the same).",
+        "nnopt: `nnopt.backends.numpy.run(graph, inputs)` on the imported graph, in this process (numpy with its "
+        "default threading). LiteRT: `ai_edge_litert` `Interpreter(..., experimental_op_resolver_type="
+        "OpResolverType.BUILTIN_REF, num_threads=1)`. TFLite Micro: the `tflite_micro` Python interpreter "
+        "(reference kernels). Peers run in child processes and time `invoke()` only; the ratios are "
+        "nnopt time / peer time (below 1: nnopt faster), from the medians; **best-of** divides the fastest "
+        "rounds instead, which load from other jobs disturbs least. **noise**: the largest (max - min) / median over the "
+        "rounds among the runners of the row.",
+        "`tflm_person_detect_int8` goes to LiteRT with its bias `quantized_dimension` set to 0 in an in-memory "
+        "copy (LiteRT rejects 3 on a 1-D tensor; the meaning is unchanged).",
+    ]
+    tflite = Table(
+        "TFLite models: milliseconds per inference (median) and ratios",
+        [
+            Column("model", "model"),
+            Column("dtype", "dtype"),
+            Column("nnopt", "nnopt ms", "ms"),
+            Column("litert", "LiteRT ref ms", "ms"),
+            Column("tflm", "TFLM ms", "ms"),
+            Column("vs_litert", "nnopt/LiteRT", "ratio"),
+            Column("vs_tflm", "nnopt/TFLM", "ratio"),
+            Column("best_vs_litert", "best-of nnopt/LiteRT", "ratio"),
+            Column("eq_tflm", "nnopt = TFLM"),
+            Column("eq_litert", "nnopt vs LiteRT"),
+            Column("noise", "noise", "spread"),
+        ],
+    )
+    onnx = Table(
+        "ONNX models: milliseconds per inference (median), against onnxruntime (graph optimizations off, 1 thread)",
+        [
+            Column("model", "model"),
+            Column("nnopt", "nnopt ms", "ms"),
+            Column("ort", "onnxruntime ms", "ms"),
+            Column("vs_ort", "nnopt/ORT", "ratio"),
+            Column("eq_ort", "nnopt vs ORT"),
+            Column("noise", "noise", "spread"),
+        ],
+    )
+    skipped: list[str] = []
+    with single_thread_blas() as threads:
+        _measure_all(ctx, reps, tflite, onnx, skipped)
+    result.setup[1] = result.setup[1].replace("numpy with its default threading", threads)
     if skipped:
         tflite.notes.append("Not measured (nnopt does not run them yet): " + "; ".join(skipped) + ".")
     result.tables = [t for t in (tflite, onnx) if t.rows or t.notes]
