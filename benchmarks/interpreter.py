@@ -284,6 +284,16 @@ def _commentary(table: Table) -> list[str]:
             + (f". Geometric mean of nnopt/LiteRT: {gm:.2f}x" if gm else "")
             + (f" (best-of rounds: {best_gm:.2f}x, faster on {len(best_faster)})." if best_gm else ".")
         )
+    tiny = [
+        r["model"]
+        for r in table.rows
+        if isinstance(r.get("vs_litert"), float) and r["vs_litert"] >= 1 and (r.get("litert") or 1) < 2e-3
+    ]
+    if tiny:
+        lines.append(
+            f"nnopt loses mostly where a LiteRT inference takes under 2 ms ({', '.join(tiny)}): there the "
+            "interpreter's fixed cost per op (Python dispatch, checks) outweighs the arithmetic."
+        )
     ints = [r for r in table.rows if r.get("dtype") == "int8"]
     if ints:
         exact = [r["model"] for r in ints if r.get("bit_exact_tflm") is True]

@@ -46,6 +46,9 @@ def render_section(number: int, result: SectionResult) -> str:
         machine_line(result.machine),
         "",
     ]
+    warning = load_warning(result.machine)
+    if warning:
+        lines.extend([warning, ""])
     if result.setup:
         lines.extend(f"- {s}" for s in result.setup)
         lines.append("")
@@ -59,6 +62,21 @@ def render_section(number: int, result: SectionResult) -> str:
         lines.append("")
     lines.append(END.format(name=result.name))
     return "\n".join(lines)
+
+
+def load_warning(machine: dict[str, str]) -> str:
+    """A caution when other jobs kept the machine busier than its cores at the start of a section."""
+    try:
+        load = float(machine.get("load", "").split(",")[0])
+        cores = int(machine.get("cores", "0"))
+    except ValueError:
+        return ""
+    if cores <= 0 or load <= cores:
+        return ""
+    return (
+        f"**Caution:** other jobs were running (load average {load:.1f} on {cores} cores); times are noisy "
+        "(see the spreads), the side-by-side ratios less so."
+    )
 
 
 def placeholder(number: int, name: str, title: str) -> str:
