@@ -47,6 +47,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import VerifyException
 
 from nnopt.compiler.diagnostics import UserError, op_error, verify_module
 from nnopt.dialects import nn, qparams
@@ -213,15 +214,22 @@ def _f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def activation_type(lo: float, hi: float, width: int = 8, min_scale: float = 0.0) -> UniformQuantizedType:
+def activation_type(
+    lo: float, hi: float, width: int = 8, min_scale: float = 0.0, degenerate_scale: float = 0.0
+) -> UniformQuantizedType:
     """The per-tensor type of a clipping range: asymmetric int8 (TFLite's nudged zero point) or symmetric int16.
 
-    The scale is at least `min_scale` (and positive even for a range of one
-    point), so that the kernels' fixed-point multipliers stay representable.
+    The scale is at least `min_scale`, so that the kernels' fixed-point
+    multipliers stay representable. A range of (almost) one point, such as
+    the output of ``x - x``, says nothing about the scale: it gets
+    `degenerate_scale` (the op's input scale), or 1/255 (a range of [0, 1]).
     """
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     spread = hi - lo
     tiny = 1e-8 * max(1.0, abs(lo), abs(hi))
+    if spread <= tiny:
+        step = degenerate_scale if degenerate_scale > 0 else 1.0 / 255.0
+        return activation_type(lo, lo + step * (32767 if width == 16 else 255), width, min_scale)
     if width == 16:
         bound = max(-lo, hi, tiny, min_scale * 32767.0)
         scale = _f32(bound / 32767.0)
@@ -552,9 +560,11 @@ class _Rewriter:
         else:
             # Degenerate ranges (a constant output) get a scale the kernels can requantize to.
             in_scales = [_scale(q) for q in operands[:2] if _per_tensor(q)]
-            floor = MIN_SCALE_RATIO * max(in_scales, default=0.0)
+            widest = max(in_scales, default=0.0)
             lo, hi = self.ranges.get(result, (0.0, 0.0))
-            out_elem = self.given.get(result) or activation_type(lo, hi, self.config.width, floor)
+            out_elem = self.given.get(result) or activation_type(
+                lo, hi, self.config.width, MIN_SCALE_RATIO * widest, widest
+            )
         props = dict(op.properties)
         if isinstance(op, nn.QuantizableOp):
             props["rounding"] = StringAttr(self.config.rounding)
@@ -584,8 +594,9 @@ class _Rewriter:
         for op in self.new_quantized:
             try:
                 qparams.attach(op, self.config.rounding)
-            except (qparams.QuantParamError, ValueError) as exc:
-                raise op_error(op, f"cannot be quantized: {exc}") from None
+            except (qparams.QuantParamError, ValueError, VerifyException) as exc:
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise op_error(op, f"cannot be quantized: {message}") from None
 
 
 def _location_of(v: SSAValue) -> LocationAttr:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, NameLoc, StringAttr
 
@@ -19,7 +19,7 @@ from nnopt.dialects import nn
 from nnopt.dialects.quant import UniformQuantizedType
 from nnopt.passes.analysis import calibration as cal
 from nnopt.passes.quantize import QuantizePass, activation_type, quantize_weights, weight_scales
-from nnopt.testing import build_graph, graph_specs
+from nnopt.testing import GraphSpec, LayerSpec, build_graph, graph_specs
 
 CNN = """model tiny
 seed 3
@@ -419,8 +419,22 @@ def test_calibration_file_and_progress(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
+# x + x, minus itself (constant zero), its mean, then a logistic: degenerate ranges must not give the
+# logistic an input scale so small that its integer parameters overflow.
+_ZERO_CHAIN = GraphSpec(
+    (1, 1, 1, 1),
+    False,
+    0,
+    tuple(
+        LayerSpec(kind, (a, 0), (0,) * 6)
+        for kind, a in (("add", 0), ("sub", 0), ("mean", 50), ("logistic", 3))
+    ),
+)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph_specs(quantized=False, max_layers=6))
+@example(_ZERO_CHAIN)
 def test_random_float_graphs_quantize_and_stay_close(spec: object) -> None:
     """Loose bound, measured on 400 drawn graphs (worst 0.105: int8 tanh after a wide conv): on the
     calibration samples every output element is within 20% of the float output's largest magnitude."""
