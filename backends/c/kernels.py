@@ -492,6 +492,21 @@ def _conv2d_patch(k: KernelContext) -> bool:
     return True
 
 
+FLOAT_BLOCK = 8
+"""Output channels per block of the float conv/FC kernels (the accumulators stay in registers)."""
+
+
+def _float_blocks(w: np.ndarray) -> np.ndarray:
+    """Weights ``[groups, cout, K]`` as ``[groups, cout/8, K, 8]`` (zero-padded): each block of
+    output channels reads its weights in one sequential stream."""
+    groups, cout, kk = w.shape
+    cb = min(cout, FLOAT_BLOCK)
+    nb = -(-cout // cb)
+    padded = np.zeros((groups, nb * cb, kk), np.float32)
+    padded[:, :cout] = w
+    return np.ascontiguousarray(padded.reshape(groups, nb, cb, kk).transpose(0, 1, 3, 2))
+
+
 def _float_rows(
     k: KernelContext,
     kk: int,
@@ -501,23 +516,29 @@ def _float_rows(
     activation: str,
     target: Callable[[str], str],
 ) -> None:
-    """``y[oc] = act(bias[oc] + sum_k patch[k] * wt[k][oc])`` for one patch, vectorized over output
-    channels (each output still sums its products in order, so no float reassociation is needed)."""
+    """``y[oc] = act(bias[oc] + sum_k patch[k] * w[oc][k])`` for one patch, 8 output channels at a
+    time (weights from `_float_blocks`); each output still sums its products in order."""
     c = k.code
-    cb = _channel_block(cout)
+    cb = min(cout, FLOAT_BLOCK)
     if cb == cout:
         c("const int o0 = 0;")
         count: int | str = cout
     else:
         c.open(f"for (int o0 = 0; o0 < {cout}; o0 += {cb})")
         count = f"({cout} - o0 < {cb} ? {cout} - o0 : {cb})" if cout % cb else cb
-    c.loop("j", count)
-    c(f"acc[j] = {f'{bias}[o0 + j]' if bias else '0.0f'};")
-    c.close()
+    if count != cb:
+        c.loop("j", cb)
+        c("acc[j] = 0.0f;")
+        c.close()
+    if bias or count == cb:
+        c.loop("j", count)
+        c(f"acc[j] = {f'{bias}[o0 + j]' if bias else '0.0f'};")
+        c.close()
+    c(f"const float *wb = {wt_name} + o0 * {kk};")
     c.loop("q", kk)
     c("const float xv = patch[q];")
-    c(f"const float *wq = {wt_name} + q * {cout} + o0;")
-    c.loop("j", count)
+    c(f"const float *wq = wb + q * {cb};")
+    c.loop("j", cb)
     c("acc[j] += xv * wq[j];")
     c.close()
     c.close()
@@ -555,16 +576,15 @@ def _conv2d_float(k: KernelContext) -> bool:
     pt, _, pl, _ = win.pads
     xs, ys = x_acc.strides, y_acc.strides
     kk = kh * kw * cg
-    w = k.tables.constants[w_acc.const].value.astype(np.float32).reshape(groups, cout_g, kk)
-    wt = np.ascontiguousarray(w.transpose(0, 2, 1))  # [group][k][oc]
+    wt = _float_blocks(k.tables.constants[w_acc.const].value.astype(np.float32).reshape(groups, cout_g, kk))
     c = k.code
     k.pointer("x", x_acc)
-    wname = k.table("wt", "float", wt, f"layer {k.layer.index}: weights as [group][k][out channel]")
+    wname = k.table("wt", "float", wt, f"layer {k.layer.index}: weights as [group][channel block][k][8]")
     if b_acc is not None:
         k.pointer("b", b_acc)
     k.pointer("y", y_acc, writable=True)
     c(f"float patch[{kk}];")
-    c(f"float acc[{_channel_block(cout_g)}];")
+    c(f"float acc[{min(cout_g, FLOAT_BLOCK)}];")
     c.loop("n", n_)
     c.loop("oy", oh)
     c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
@@ -589,7 +609,7 @@ def _conv2d_float(k: KernelContext) -> bool:
     c.close()
     c.close()
     c.close()
-    c(f"const float *wg = {wname} + g * {kk * cout_g};")
+    c(f"const float *wg = {wname} + g * {wt[0].size};")
     bias = None
     if b_acc is not None:
         c(f"const float *bg = b + g * {cout_g};")
@@ -1113,15 +1133,13 @@ def fully_connected(k: KernelContext) -> None:
         cout, kk = w_acc.shape
         rows = x_acc.size // kk
         c = k.code
-        wt = np.ascontiguousarray(
-            k.tables.constants[w_acc.const].value.astype(np.float32).reshape(cout, kk).T
-        )
+        wt = _float_blocks(k.tables.constants[w_acc.const].value.astype(np.float32).reshape(1, cout, kk))
         k.pointer("x", x_acc)
-        wname = k.table("wt", "float", wt, f"layer {k.layer.index}: weights as [k][out channel]")
+        wname = k.table("wt", "float", wt, f"layer {k.layer.index}: weights as [channel block][k][8]")
         if b_acc is not None:
             k.pointer("b", b_acc)
         k.pointer("y", y_acc, writable=True)
-        c(f"float acc[{_channel_block(cout)}];")
+        c(f"float acc[{min(cout, FLOAT_BLOCK)}];")
         c.loop("r", rows)
         if x_acc.contiguous:
             c(f"const float *patch = x + r * {kk};")
