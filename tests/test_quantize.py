@@ -436,8 +436,9 @@ _ZERO_CHAIN = GraphSpec(
 @given(graph_specs(quantized=False, max_layers=6))
 @example(_ZERO_CHAIN)
 def test_random_float_graphs_quantize_and_stay_close(spec: object) -> None:
-    """Loose bound, measured on 400 drawn graphs (worst 0.105: int8 tanh after a wide conv): on the
-    calibration samples every output element is within 20% of the float output's largest magnitude."""
+    """Loose bound: on the calibration samples every output element is within 20% of the float output's
+    largest magnitude. Measured worst cases: 0.105 over 400 drawn graphs of up to 10 layers (int8 tanh
+    after a wide conv: coarse input steps on its steep part), 0.067 over 1,500 of up to 6 layers."""
     module = build_graph(spec)  # type: ignore[arg-type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # float pools whose window is all padding: 0 / 0
