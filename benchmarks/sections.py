@@ -21,6 +21,7 @@ SECTION_MODULES = (
     "benchmarks.quantization",
     "benchmarks.memspace",
     "benchmarks.analog",
+    "benchmarks.c_backend",
 )
 
 
