@@ -465,7 +465,8 @@ def test_cortex_m4_under_qemu_matches_interpreter(name: str, c_root: Path) -> No
     proc = project.make("arm-test", timeout=900)
     assert "PASS" in proc.stdout, proc.stdout
     size = project.make("arm-size").stdout
-    text, data, bss = (int(v) for v in size.splitlines()[-1].split()[:3])
+    line = next(ln for ln in size.splitlines() if ln.split() and ln.split()[0].isdigit())
+    text, data, bss = (int(v) for v in line.split()[:3])
     assert data == 0  # no initialised RAM: weights are const, arenas zero-filled
     assert bss >= project.src.arenas["sram"] and text >= project.src.weight_bytes
 
@@ -497,3 +498,16 @@ def test_int8_library_has_no_floating_point(c_root: Path) -> None:
     body = source.split("/* ---- layers ---- */", 1)[1]
     assert not re.search(r"\b(float|double)\b", body)
     assert "math.h" not in source
+
+
+def test_target_with_several_memories_gets_one_arena_per_space(tmp_path: Path) -> None:
+    """apollo4-plus: activations split over TCM and SSRAM, weights in MRAM and faster memories."""
+    module = load_model(str(ROOT / "examples" / "models" / "mobilenet_v2_035.nn"))
+    project = build_project(module, tmp_path / "mb", "mb", vectors=10, target="apollo4-plus")
+    assert set(project.src.arenas) == {"tcm", "ssram"}
+    header = (project.folder / "mb.h").read_text()
+    assert "uint8_t *arena_ssram, uint8_t *arena_tcm" in header
+    source = (project.folder / "mb.c").read_text()
+    assert '#define NNOPT_SECTION_TCM __attribute__((section(".tcm")))' in source
+    assert '#define NNOPT_WEIGHTS_SECTION_MRAM __attribute__((section(".rodata.nnopt")))' in source
+    project.run_test()
