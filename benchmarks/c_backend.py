@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmarks.common import Column, Context, SectionResult, Table, median, now, ratio, short_error
 from benchmarks.models import ModelFile, shared_models
-from benchmarks.peers import PeerError, PeerWorker, patch_quantized_dimension, tflm_allocations
+from benchmarks.peers import PeerWorker, patch_quantized_dimension, tflm_allocations
 
 NAME = "c-backend"
 TITLE = "Generated C (nnopt compile --emit c)"
@@ -171,28 +171,42 @@ def _measure(model: ModelFile, ctx: Context, work: Path, reps: int) -> dict[str,
     _make(folder, "test")
     row["c_eq_nnopt"] = True
     _make(folder, f"bench_{name}")
-    runs = max(5, min(500, int(2e8 // max(src.macs, 1))))
-    c_times = _bench_c(folder, name, reps, runs)
-    row["c"] = median(c_times)
-    row["times_c"] = c_times
     ir = _callgrind(folder, name)
     if ir is not None:
         row["ir"] = ir
         row["ir_per_mac"] = round(ir / src.macs, 2) if src.macs else None
-    # Peers on the recorded vectors (TFLM: bit-exactness on all of them) and timing rounds.
+    # Peers: outputs on every recorded vector (C = TFLM), then timing rounds interleaved with
+    # launches of the C benchmark, so that all three see the same machine state.
     blob = model.path.read_bytes()
-    rounds = max(3, min(50, int(5e8 // max(src.macs, 1))))
+    workers: dict[str, PeerWorker] = {}
     for kind in ("tflm", "litert"):
         try:
             data = patch_quantized_dimension(blob)[0] if kind == "litert" else blob
-            with PeerWorker(kind, data) as worker:
-                outs = [worker.run([arr[v] for arr in vectors.inputs])[0] for v in range(VECTORS)]
-                times = [worker.run([arr[0] for arr in vectors.inputs])[1] for _ in range(rounds)]
-            row[kind] = median(times)
-            row[f"times_{kind}"] = times
-            row[f"c_eq_{kind}"] = _compare(vectors.outputs, outs)
-        except (PeerError, Exception) as exc:  # a peer that cannot run the model costs one cell
+            worker = PeerWorker(kind, data)
+        except Exception as exc:  # a peer that cannot load the model costs one cell
             row[kind] = f"n/a: {short_error(exc)}"
+            continue
+        try:
+            outs = [worker.run([arr[v] for arr in vectors.inputs])[0] for v in range(VECTORS)]
+            row[f"c_eq_{kind}"] = _compare(vectors.outputs, outs)
+            workers[kind] = worker
+        except Exception as exc:
+            row[kind] = f"n/a: {short_error(exc)}"
+            worker.close()
+    runs = max(5, min(500, int(2e8 // max(src.macs, 1))))
+    rounds = max(1, min(10, int(1e8 // max(src.macs, 1))))
+    times: dict[str, list[float]] = {"c": [], **{k: [] for k in workers}}
+    try:
+        for _ in range(reps):
+            times["c"] += _bench_c(folder, name, 1, runs)
+            for kind, worker in workers.items():
+                times[kind] += [worker.run([arr[0] for arr in vectors.inputs])[1] for _ in range(rounds)]
+    finally:
+        for worker in workers.values():
+            worker.close()
+    for kind, values in times.items():
+        row[kind] = median(values)
+        row[f"times_{kind}"] = values
     row["vs_tflm"] = ratio(row.get("tflm") if isinstance(row.get("tflm"), float) else None, row["c"])  # type: ignore[arg-type]
     row["vs_litert"] = ratio(row.get("litert") if isinstance(row.get("litert"), float) else None, row["c"])  # type: ignore[arg-type]
     sizes = _arm_size(folder, name)
@@ -209,7 +223,7 @@ def _measure(model: ModelFile, ctx: Context, work: Path, reps: int) -> dict[str,
         alloc = tflm_allocations(blob)
         row["tflm_arena"] = alloc.get("total")
         row["ram_vs_tflm"] = ratio(row.get("m4_ram") or row["arena"], alloc.get("total"))  # type: ignore[arg-type]
-    except (PeerError, Exception) as exc:
+    except Exception as exc:
         row["tflm_arena"] = f"n/a: {short_error(exc)}"
     if model.name.endswith("_int8") and any(k in model.name for k in ("kws", "ad_")):
         row["qemu"] = _qemu(folder)
@@ -231,8 +245,8 @@ def run(ctx: Context) -> SectionResult:
         "`make test` must pass (C = numpy interpreter, integers bit for bit).",
         f"C: `bench_<name>` from the generated Makefile (`cc -std=c99 -O2 -ffp-contract=off`, one thread), "
         f"median over its runs, median of {reps} launches. TFLite Micro (`tflite_micro`, reference kernels) "
-        "and LiteRT (`BUILTIN_REF`, 1 thread) time `invoke()` in child processes (median of their rounds). "
-        "Speed-ups are peer time / C time.",
+        "and LiteRT (`BUILTIN_REF`, 1 thread) time `invoke()` in child processes; their rounds are "
+        "interleaved with the C launches (median). Speed-ups are peer time / C time.",
         "**C = TFLM**: TFLite Micro's outputs on the same recorded inputs against the recorded outputs (which "
         "the C reproduces). **Ir**: `valgrind --tool=callgrind --toggle-collect=<name>_run`, one inference "
         "(x86-64 instructions, a deterministic proxy).",
