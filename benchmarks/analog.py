@@ -54,9 +54,18 @@ ACCURACY_MODELS = (
 
 CONFIGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("membrain-like preset", {}),
-    ("DAC=ADC 4 bit, no noise", {"dac_bits": 4, "adc_bits": 4, "noise_programming": 0.0, "noise_read": 0.0}),
-    ("DAC=ADC 6 bit, no noise", {"dac_bits": 6, "adc_bits": 6, "noise_programming": 0.0, "noise_read": 0.0}),
-    ("DAC=ADC 8 bit, no noise", {"dac_bits": 8, "adc_bits": 8, "noise_programming": 0.0, "noise_read": 0.0}),
+    (
+        "4-bit cells, DAC=ADC 4 bit, no noise",
+        {"dac_bits": 4, "adc_bits": 4, "noise_programming": 0.0, "noise_read": 0.0},
+    ),
+    (
+        "4-bit cells, 6 bit, no noise",
+        {"dac_bits": 6, "adc_bits": 6, "noise_programming": 0.0, "noise_read": 0.0},
+    ),
+    (
+        "4-bit cells, 8 bit, no noise",
+        {"dac_bits": 8, "adc_bits": 8, "noise_programming": 0.0, "noise_read": 0.0},
+    ),
     ("8 bit, prog sigma 1 %", {"noise_programming": 0.01, "noise_read": 0.0}),
     ("8 bit, prog sigma 2 %", {"noise_programming": 0.02, "noise_read": 0.0}),
     ("8 bit, prog sigma 5 %", {"noise_programming": 0.05, "noise_read": 0.0}),
@@ -152,25 +161,17 @@ def tiles_table(ctx: Context) -> Table:
 def _simulate(
     graph: Any, tiles: Any, samples: list[Any], calibration: list[Any], seeds: int
 ) -> tuple[list[float], list[float]]:
-    """(SNR vs the float graph, top-1 agreement) per seed."""
-    from nnopt.backends.analog.simulator import AnalogModel, real_outputs, snr_db, top1_agreement
-    from nnopt.backends.numpy import prepare
+    """(SNR vs the float graph, top-1 agreement) per seed, on the logits when the model ends in softmax."""
+    from nnopt.backends.analog.evaluate import evaluate
+    from nnopt.backends.analog.simulator import AnalogModel
     from nnopt.passes.map_analog import map_graph
 
     map_graph(graph, tiles)
     model = AnalogModel(graph)
     if model.needs_calibration:
         model.calibrate(calibration)
-    program = prepare(graph)
-    ref = np.stack([next(iter(real_outputs(graph, program.run(s)).values())) for s in samples])
-    snrs, agree = [], []
-    for seed in range(seeds):
-        chip = model.program(seed)
-        got = np.stack([next(iter(real_outputs(graph, model.run(s, chip)).values())) for s in samples])
-        snrs.append(snr_db(ref, got))
-        if ref.shape[-1] > 1:
-            agree.append(top1_agreement(ref, got))
-    return snrs, agree
+    ev = evaluate(model, samples, seeds, layer_snr=False)
+    return ev.snr_model.values, ev.agree_model.values if ev.classifier else []
 
 
 def accuracy_table(ctx: Context, seeds: int) -> Table:
@@ -180,7 +181,10 @@ def accuracy_table(ctx: Context, seeds: int) -> Table:
     n = 4 if ctx.quick else 8
     columns = [Column("model", "model"), Column("inputs", "inputs")]
     columns += [Column(f"c{i}", label) for i, (label, _) in enumerate(CONFIGS)]
-    table = Table(f"Output SNR vs the float model (dB, mean ± std over {seeds} chips)", columns)
+    table = Table(
+        f"Output SNR vs the float model (dB, mean ± std over {seeds} chips; logits for softmax models)",
+        columns,
+    )
     base = load_tiles("membrain-like")
     models = {m.name: m for m in shared_models(ctx)}
     for name, kind in ACCURACY_MODELS:

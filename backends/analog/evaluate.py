@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import IntegerAttr
-from xdsl.ir import Operation
+from xdsl.ir import Operation, SSAValue
 
 from nnopt.backends.analog.ir import digital_reason
-from nnopt.backends.analog.matrices import MATRIX_OPS
+from nnopt.backends.analog.matrices import MATRIX_OPS, to_real
 from nnopt.backends.analog.reference import float_twin, is_quantized_graph
-from nnopt.backends.analog.simulator import AnalogModel, Counters, real_outputs, snr_db, top1_agreement
+from nnopt.backends.analog.simulator import AnalogModel, Counters, snr_db, top1_agreement
 from nnopt.backends.numpy import prepare
 from nnopt.backends.numpy.interpreter import Inputs, value_names
 from nnopt.dialects import nn
@@ -115,6 +115,8 @@ class Evaluation:
     counters: Counters = field(default_factory=Counters)
     stuck_cells: int = 0
     classifier: bool = False
+    compared: list[str] = field(default_factory=list)
+    """Names of the values accuracy is measured on (outputs, or the logits before an output softmax)."""
 
 
 def layer_usage(model: AnalogModel) -> list[LayerUsage]:
@@ -150,16 +152,34 @@ def _int_attr(graph: nn.GraphOp, key: str, default: int) -> int:
     return int(attr.value.data) if isinstance(attr, IntegerAttr) else default
 
 
-def _stack(outputs: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
-    """All outputs of all samples as one flat float64 vector per sample, ``[samples, ...]``."""
+def compared_values(graph: nn.GraphOp) -> list[SSAValue]:
+    """The values accuracy is measured on: the graph outputs, or the logits of an output softmax."""
+    out: list[SSAValue] = []
+    for value in graph.output.values:
+        owner = value.owner
+        out.append(owner.input if isinstance(owner, nn.SoftmaxOp) else value)
+    return out
+
+
+def _keeper(
+    seen: dict[str, np.ndarray], wanted: set[str], real: bool
+) -> Callable[[str, Operation, np.ndarray], None]:
+    def keep(name: str, op: Operation, value: np.ndarray) -> None:
+        if name in wanted:
+            seen[name] = to_real(value, op.results[0]) if real else np.asarray(value, dtype=np.float64)
+
+    return keep
+
+
+def _stack(runs: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]) -> np.ndarray:
+    """The compared values of every run as one flat float64 vector per run."""
     return np.stack(
-        [np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in o.values()]) for o in outputs]
+        [np.concatenate([np.asarray(r[n], dtype=np.float64).reshape(-1) for n in names]) for r in runs]
     )
 
 
-def _last_axis_outputs(outputs: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
-    first = next(iter(outputs[0]))
-    return np.stack([np.asarray(o[first], dtype=np.float64) for o in outputs])
+def _first(runs: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]) -> np.ndarray:
+    return np.stack([np.asarray(r[names[0]], dtype=np.float64) for r in runs])
 
 
 def evaluate(
@@ -187,30 +207,29 @@ def evaluate(
     # references, with every layer's real value
     names = value_names(graph)
     layer_names = {names[m.op.results[0]] for m in model.matrices}
+    compared = compared_values(graph)
+    ev.compared = [names[v] for v in compared]
+    wanted = layer_names | set(ev.compared)
     program = prepare(graph)
     twin = float_twin(graph) if ev.quantized else graph
     twin_program = prepare(twin) if ev.quantized else program
     model_ref: list[dict[str, np.ndarray]] = []
     float_ref: list[dict[str, np.ndarray]] = []
-    float_layers: list[dict[str, np.ndarray]] = []
     for sample in samples:
-        model_ref.append(real_outputs(graph, program.run(sample)))
         seen: dict[str, np.ndarray] = {}
-
-        def keep(name: str, op: Operation, value: np.ndarray, seen: dict[str, np.ndarray] = seen) -> None:
-            if name in layer_names:
-                seen[name] = np.asarray(value, dtype=np.float64)
-
+        program.run(sample, dump=_keeper(seen, wanted, real=True))
+        model_ref.append(seen)
+        seen_f: dict[str, np.ndarray] = {}
         twin_inputs = _real_inputs(graph, sample) if ev.quantized else sample
-        float_ref.append(real_outputs(twin, twin_program.run(twin_inputs, dump=keep if layer_snr else None)))
-        float_layers.append(seen)
-    ref_f, ref_m = _stack(float_ref), _stack(model_ref)
-    last = _last_axis_outputs(float_ref)
+        twin_program.run(twin_inputs, dump=_keeper(seen_f, wanted, real=True))
+        float_ref.append(seen_f)
+    ref_f, ref_m = _stack(float_ref, ev.compared), _stack(model_ref, ev.compared)
+    last = _first(float_ref, ev.compared)
     ev.classifier = last.shape[-1] > 1
     if ev.quantized:
         ev.model_vs_float_snr = snr_db(ref_f, ref_m)
         ev.model_vs_float_agree = (
-            top1_agreement(last, _last_axis_outputs(model_ref)) if ev.classifier else None
+            top1_agreement(last, _first(model_ref, ev.compared)) if ev.classifier else None
         )
 
     counters = Counters()
@@ -218,41 +237,29 @@ def evaluate(
         chip = model.program(seed)
         ev.stuck_cells += chip.stuck
         outs: list[dict[str, np.ndarray]] = []
-        layers: dict[str, list[np.ndarray]] = {n: [] for n in layer_names}
-
-        def grab(
-            name: str, op: Operation, value: np.ndarray, layers: dict[str, list[np.ndarray]] = layers
-        ) -> None:
-            if name in layers:
-                layers[name].append(np.asarray(value, dtype=np.float64))
-
         for sample in samples:
-            outs.append(
-                real_outputs(
-                    graph, model.run(sample, chip, counts=counters, dump=grab if layer_snr else None)
-                )
-            )
-        got = _stack(outs)
+            seen_a: dict[str, np.ndarray] = {}
+            model.run(sample, chip, counts=counters, dump=_keeper(seen_a, wanted, real=False))
+            outs.append(seen_a)
+        got = _stack(outs, ev.compared)
         ev.snr_float.values.append(snr_db(ref_f, got))
         ev.snr_model.values.append(snr_db(ref_m, got))
         if ev.classifier:
-            ev.agree_float.values.append(top1_agreement(last, _last_axis_outputs(outs)))
+            ev.agree_float.values.append(top1_agreement(last, _first(outs, ev.compared)))
             ev.agree_model.values.append(
-                top1_agreement(_last_axis_outputs(model_ref), _last_axis_outputs(outs))
+                top1_agreement(_first(model_ref, ev.compared), _first(outs, ev.compared))
             )
         if layer_snr:
-            for name, values in layers.items():
-                ref = np.concatenate([f[name].reshape(-1) for f in float_layers if name in f])
-                ev.layer_snr.setdefault(name, Stat()).values.append(
-                    snr_db(ref, np.concatenate([v.reshape(-1) for v in values]))
-                )
+            for name in layer_names:
+                ref = np.concatenate([f[name].reshape(-1) for f in float_ref])
+                value = np.concatenate([o[name].reshape(-1) for o in outs])
+                ev.layer_snr.setdefault(name, Stat()).values.append(snr_db(ref, value))
     ev.counters = counters
     return ev
 
 
 def _real_inputs(graph: nn.GraphOp, sample: Inputs) -> list[np.ndarray]:
     """A quantized graph's inputs as float32 real values, positionally (for its float twin)."""
-    from nnopt.backends.analog.matrices import to_real
 
     names = graph.input_names()
     if isinstance(sample, np.ndarray):

@@ -190,6 +190,9 @@ def render_text(
         out.append(f"accuracy over {ev.seeds} seed(s) x {ev.samples} input(s), mean +- std:")
         if inputs:
             out.append(f"  inputs: {inputs}")
+        out.append(
+            f"  compared: {', '.join(ev.compared)} (graph outputs; the logits when an output is a softmax)"
+        )
         out.extend(accuracy_lines(ev))
     if energy is not None:
         out.append("")
