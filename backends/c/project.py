@@ -291,6 +291,10 @@ def test_program(src: CSources) -> str:
     for i, port in enumerate(src.outputs):
         lines.append(f"static {port.access.ctype} got{i}[{max(port.access.size, 1)}];")
     lines += ["", "int main(void) {", "    unsigned long mismatches = 0, compared = 0;", "    int rc;"]
+    if any_float:
+        lines.append(
+            "    float worst = 0.0f; /* largest |c - ref| / (|ref| + max|ref|) of the float outputs */"
+        )
     lines += [
         "    for (vector = 0; vector < TEST_NUM_VECTORS; ++vector) {",
         "        fill_canary((uint32_t)vector);",
@@ -320,6 +324,10 @@ def test_program(src: CSources) -> str:
                 f"                const float e = {exp};",
                 f"                const float tol = TEST_FLOAT_RTOL * (fabsf(e) + TEST_OUTPUT{i}_MAX_ABS);",
                 f"                const float g = got{i}[j];",
+                f"                const float dev = fabsf(g - e) / (fabsf(e) + TEST_OUTPUT{i}_MAX_ABS);",
+                "                if (dev > worst) {",
+                "                    worst = dev;",
+                "                }",
                 "                if (!(g == e || (g != g && e != e) || fabsf(g - e) <= tol)) {",
                 "                    if (mismatches < 20u) {",
                 f'                        printf("vector %d output {i}[%ld]: got %.9g expected %.9g\\n", vector, j, (double)got{i}[j], (double)e);',
@@ -344,6 +352,13 @@ def test_program(src: CSources) -> str:
         "        return 1;",
         "    }",
         f'    printf("PASS {name}: %d vectors, %lu outputs match, no write outside the plan\\n", TEST_NUM_VECTORS, compared);',
+        *(
+            [
+                '    printf("largest float deviation %.3g (tolerance %.3g)\\n", (double)worst, (double)TEST_FLOAT_RTOL);'
+            ]
+            if any_float
+            else []
+        ),
         "    return 0;",
         "}",
         "",
