@@ -511,3 +511,49 @@ def test_target_with_several_memories_gets_one_arena_per_space(tmp_path: Path) -
     assert '#define NNOPT_SECTION_TCM __attribute__((section(".tcm")))' in source
     assert '#define NNOPT_WEIGHTS_SECTION_MRAM __attribute__((section(".rodata.nnopt")))' in source
     project.run_test()
+
+
+def test_float_coverage_graph_matches_interpreter(tmp_path: Path) -> None:
+    from tests.q_build import GraphBuilder, tt
+
+    rng = np.random.default_rng(3)
+    g = GraphBuilder("fcov")
+    x = g.arg(tt((1, 7, 6, 4)), "x")
+    outs = [
+        g.op(
+            nn.Conv2DOp,
+            [x, g.const(rng.normal(size=(6, 3, 2, 2))), g.const(rng.normal(size=6))],
+            tt((1, 4, 3, 6)),
+            "grouped",
+            strides=[2, 2],
+            padding=[1, 1, 0, 1],
+            dilations=[1, 2],
+            fused_activation="relu6",
+        ),
+        g.op(
+            nn.DepthwiseConv2DOp,
+            [x, g.const(rng.normal(size=(1, 3, 3, 8)))],
+            tt((1, 4, 3, 8)),
+            "dw_mult2",
+            strides=[2, 2],
+            padding="same",
+            dilations=[2, 2],
+        ),
+        g.op(
+            nn.FullyConnectedOp,
+            [x, g.const(rng.normal(size=(9, 4)))],
+            tt((42, 9)),
+            "fc",
+            fused_activation="relu",
+        ),
+        g.op(nn.MaxPool2DOp, [x], tt((1, 4, 3, 4)), "maxp", kernel=[3, 3], strides=[2, 2], padding="same"),
+        g.op(nn.AvgPool2DOp, [x], tt((1, 4, 3, 4)), "avgp", kernel=[3, 3], strides=[2, 2], padding="same"),
+        g.op(nn.SoftmaxOp, [x], tt((1, 7, 6, 4)), "sm", beta=0.5),
+        g.op(nn.LogisticOp, [x], tt((1, 7, 6, 4)), "sig"),
+        g.op(nn.TanhOp, [x], tt((1, 7, 6, 4)), "th"),
+        g.op(nn.MeanOp, [x], tt((1, 1, 1, 4)), "gap", axes=[1, 2], keep_dims=True),
+        g.op(nn.SubOp, [x, g.const(rng.normal(size=(6, 1)))], tt((1, 7, 6, 4)), "bsub"),
+    ]
+    project = build_project(g.module(*outs), tmp_path / "fcov", "fcov", vectors=10)  # type: ignore[arg-type]
+    out = project.run_test()
+    assert "largest float deviation" in out
