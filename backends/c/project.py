@@ -605,6 +605,11 @@ def readme(src: CSources, source: str, target: str, vectors: int) -> str:
     )
     arena_args = ", ".join(f"uint8_t *arena_{s}" for s in src.arenas)
     first_space = macro_part(next(iter(src.arenas), "sram"))
+    first_weights = macro_part(next(iter(src.weight_spaces), "flash"))
+    sections = ", ".join(
+        [f"`NNOPT_SECTION_{macro_part(s)}`" for s in src.arenas]
+        + [f"`NNOPT_WEIGHTS_SECTION_{macro_part(s)}`" for s in src.weight_spaces]
+    )
     ports = []
     for kind, plist, idents in (
         ("input", src.inputs, src.input_idents),
@@ -663,10 +668,11 @@ int rc = {name}_run({", ".join(filter(None, [in_args, out_args, arena_args]))});
   you pass already is `arena + {upper}_INPUT<i>_ARENA_OFFSET` (zero copy).
 - `-D{upper}_STATIC_ARENAS` makes the library define its arenas
   (`{name}_arena_<space>`) and `{name}_run_static(...)` without arena arguments.
-- Placement: every arena and the weights carry `NNOPT_SECTION_<SPACE>`, empty
-  by default; define it to place them, e.g.
-  `-DNNOPT_SECTION_SRAM='__attribute__((section(".dtcm")))'`,
-  `-DNNOPT_SECTION_FLASH='__attribute__((section(".rodata.nnopt")))'`.
+- Placement: static arenas carry `NNOPT_SECTION_<SPACE>` and the constant tables
+  `NNOPT_WEIGHTS_SECTION_<SPACE>` ({sections}); they default to the target's linker
+  sections on ELF toolchains (empty for `host`). Define them to place things yourself, e.g.
+  `-DNNOPT_SECTION_{first_space}='__attribute__((section(".dtcm")))'`,
+  `-DNNOPT_WEIGHTS_SECTION_{first_weights}='__attribute__((section(".rodata.nnopt")))'`.
 - No malloc, no printf, no assert. Integer models use no floating point at
   run time, except layers in the `onnx_rint` rounding mode (ONNX defines their
   requantization as a float multiply with round-half-to-even). Float models
