@@ -43,16 +43,28 @@ def _schedule() -> type[ModulePass]:
     return SchedulePass
 
 
-def _quantize() -> type[ModulePass]:
-    from nnopt.passes.quantize import QuantizePass
+def _merge_buffers() -> type[ModulePass]:
+    from nnopt.passes.merge_buffers import MergeBuffersPass
 
-    return QuantizePass
+    return MergeBuffersPass
+
+
+def _fold_pad() -> type[ModulePass]:
+    from nnopt.passes.fold_pad import FoldPadPass
+
+    return FoldPadPass
 
 
 def _assign_memspace() -> type[ModulePass]:
     from nnopt.passes.assign_memspace import AssignMemspacePass
 
     return AssignMemspacePass
+
+
+def _quantize() -> type[ModulePass]:
+    from nnopt.passes.quantize import QuantizePass
+
+    return QuantizePass
 
 
 def _map_analog() -> type[ModulePass]:
@@ -66,9 +78,11 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
         "nn-assign-memspace": _assign_memspace,
         "nn-bufferize": _bufferize,
+        "nn-fold-pad": _fold_pad,
         "nn-legalize-quant": _legalize_quant,
         "nn-lifetimes": _lifetimes,
         "nn-map-analog": _map_analog,
+        "nn-merge-buffers": _merge_buffers,
         "nn-plan-arena": _plan_arena,
         "nn-propagate-transposes": _propagate_transposes,
         "nn-quantize": _quantize,
