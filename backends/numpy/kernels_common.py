@@ -25,7 +25,9 @@ def transpose(op: Operation) -> Kernel:
     """Permute dimensions."""
     assert isinstance(op, nn.TransposeOp)
     perm = nn.ints(op.perm)
-    return lambda args: np.transpose(args[0], perm)
+    # A materialised (contiguous) result, as a backend stores it: consumers then see the
+    # same memory order whether they read it here or from an arena (float sums depend on it).
+    return lambda args: np.ascontiguousarray(np.transpose(args[0], perm))
 
 
 def pad(op: Operation) -> Kernel:

@@ -15,6 +15,10 @@ execution order (constants are skipped) and ``index.json``:
 "location"}, ...]}``, so two runs (say before and after a pass) can be diffed
 layer by layer. The folder appears only when the run succeeds; an existing
 dump folder is replaced, any other non-empty folder is refused.
+
+A planned model (after ``nn-plan-arena``) runs inside real arenas, every value
+read from and written to its planned place, so a wrong plan shows up as an
+error naming the clobbered value (`nnopt.backends.numpy.arena`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from xdsl.ir import Attribute, Operation
 
 from nnopt.compiler.diagnostics import UserError, atomic_output, op_location
 from nnopt.compiler.frontends import load_model
-from nnopt.dialects.nn import ConstOp, GraphOp, is_float
+from nnopt.dialects.nn import ConstOp, GraphOp, graph_arenas, is_float
 from nnopt.dialects.quant import UniformQuantizedType
 
 INDEX_FILE = "index.json"
@@ -415,6 +419,7 @@ def _check_output_path(path: str, n_outputs: int, names: Sequence[str]) -> None:
 def run(args: argparse.Namespace) -> int | None:
     """Run ``nnopt run``."""
     from nnopt.backends.numpy import run as interpret
+    from nnopt.backends.numpy.arena import is_planned
 
     module = load_model(args.model)
     graph = select_graph(module, args.graph)
@@ -428,8 +433,13 @@ def run(args: argparse.Namespace) -> int | None:
         if writer is not None:
             for spec, arg in zip(specs, graph.block.args, strict=True):
                 writer.add(spec.name, "input", inputs[spec.name], str(arg.type), None)
+        planned = is_planned(graph)
         outputs = interpret(
-            module, inputs, graph=graph.sym_name.data, dump=writer.dump if writer is not None else None
+            module,
+            inputs,
+            graph=graph.sym_name.data,
+            dump=writer.dump if writer is not None else None,
+            arenas=planned,
         )
         if writer is not None:
             writer.commit()
@@ -438,6 +448,9 @@ def run(args: argparse.Namespace) -> int | None:
             writer.abort()
 
     print(f"graph @{graph.sym_name.data} ({args.model})")
+    if planned:
+        sizes = ", ".join(f"{space} {size:,} B" for space, size in sorted(graph_arenas(graph).items()))
+        print(f"planned: ran inside the arenas ({sizes}), every value at its planned place")
     for spec in specs:
         print(f"input  {spec.name}: {spec.describe()} <- {origins[spec.name]}")
     for name, value in zip(output_names, graph.output.values, strict=True):
