@@ -563,6 +563,6 @@ def test_outputs_may_be_inputs_and_repeat():
 
     graph = nn.GraphOp("g", [x.type], [x.type, y.type, y.type], Region(g.block))
     out = run(ModuleOp([graph]), [np.array([-4, 0, 9], np.int8)])
-    assert graph.output_names() == ["x", "y", "y"]  # the same value twice has one name: one entry
-    assert list(out) == ["x", "y"]
-    assert out["x"].tolist() == [-4, 0, 9] and out["y"].tolist() == [0, 0, 9]
+    assert graph.output_names() == ["x", "y", "y_1"]  # the same value output twice: two entries
+    assert list(out) == ["x", "y", "y_1"]
+    assert out["x"].tolist() == [-4, 0, 9] and out["y"].tolist() == out["y_1"].tolist() == [0, 0, 9]
