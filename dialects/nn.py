@@ -195,6 +195,25 @@ def window_output_hw(
     return out[0], out[1]
 
 
+def empty_window(
+    in_hw: Sequence[int], kernel_hw: Sequence[int], strides: Sequence[int], pads: Sequence[int]
+) -> tuple[int, int] | None:
+    """An output position (row, col) whose window covers only padding, or None."""
+    empty: list[int | None] = []
+    for axis in range(2):
+        out = window_output_hw(in_hw, kernel_hw, strides, (1, 1), pads)[axis]
+        found = None
+        for o in range(out):
+            start = o * strides[axis] - pads[2 * axis]
+            if min(start + kernel_hw[axis], in_hw[axis]) - max(start, 0) <= 0:
+                found = o
+                break
+        empty.append(found)
+    if empty[0] is None and empty[1] is None:
+        return None
+    return (empty[0] or 0, empty[1] or 0)
+
+
 def padding_attr(padding: str | Sequence[int]) -> Attribute:
     """Build a `padding` property from "same"/"valid" or four integers."""
     if isinstance(padding, str):
@@ -1249,9 +1268,22 @@ class MaxPool2DOp(_PoolOp):
 
 @irdl_op_definition
 class AvgPool2DOp(_PoolOp):
-    """Average pooling over ``kernel`` windows of an NHWC tensor; padded cells are not counted."""
+    """Average pooling over ``kernel`` windows of an NHWC tensor; padded cells are not counted,
+    so every window must cover at least one input cell (TFLite refuses an empty window too)."""
 
     name = "nn.avg_pool2d"
+
+    def verify_(self) -> None:
+        super().verify_()
+        x = shape_of(self.input)
+        k = ints(self.kernel)
+        pads = self.explicit_padding(x[1:3], k)
+        where = empty_window(x[1:3], k, ints(self.strides), pads)
+        if where is not None:
+            raise VerifyException(
+                f"the window of output position {list(where)} covers only padding "
+                f"(kernel {list(k)}, padding {list(pads)}): its average is undefined"
+            )
 
 
 @irdl_op_definition

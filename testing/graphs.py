@@ -237,6 +237,8 @@ class _Builder:
             return
         props["kernel"] = nn.int_array(kernel)
         pads = nn.resolve_padding(props["padding"], x.shape[1:3], kernel, nn.ints(props["strides"]))  # type: ignore[arg-type]
+        if cls is nn.AvgPool2DOp and nn.empty_window(x.shape[1:3], kernel, nn.ints(props["strides"]), pads):  # type: ignore[arg-type]
+            return  # an average over padding alone is undefined
         oh, ow = nn.window_output_hw(x.shape[1:3], kernel, nn.ints(props["strides"]), (1, 1), pads)  # type: ignore[arg-type]
         out = TensorType(x.elem, (1, oh, ow, x.shape[3]))
         self.emit(cls(operands=[x.ssa], result_types=[out], properties=props), [x])

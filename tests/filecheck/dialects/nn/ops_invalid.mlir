@@ -340,3 +340,10 @@ nn.graph @g(%x: tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>>) -> tenso
   nn.output %y : tensor<3x2x!quant.uniform<i8:f32:1, {0.5,0.25}>>
 }
 // CHECK: ops_invalid.mlir:{{[0-9]+}}:3: error: 'nn.transpose' op transposing %x: tensor<2x3x!quant.uniform<i8:f32:1, {0.5,0.25,0.125}>> gives element type !quant.uniform<i8:f32:0, {0.5,0.25,0.125}>, not !quant.uniform<i8:f32:1, {0.5,0.25}>
+
+// -----
+nn.graph @g(%x: tensor<1x2x2x1xf32>) -> tensor<1x4x4x1xf32> {
+  %y = nn.avg_pool2d %x {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, padding = array<i64: 1, 1, 1, 1>} : (tensor<1x2x2x1xf32>) -> tensor<1x4x4x1xf32>
+  nn.output %y : tensor<1x4x4x1xf32>
+}
+// CHECK: ops_invalid.mlir:{{[0-9]+}}:3: error: 'nn.avg_pool2d' op the window of output position [0, 0] covers only padding (kernel [1, 1], padding [1, 1, 1, 1]): its average is undefined
