@@ -930,14 +930,8 @@ class _WindowOp(QuantizableOp, _FusedActivationMixin):
             raise VerifyException(f"result shape {list(out_shape)} != expected {list(expected)}")
 
 
-@irdl_op_definition
-class Conv2DOp(_WindowOp):
-    """2-D convolution, NHWC input, OHWI weights, optional bias ``[Cout]``.
-
-    Grouped when ``Cin`` is a multiple of the weight's in-channels.
-    """
-
-    name = "nn.conv2d"
+class _ConvOp(_WindowOp):
+    """Operands, dilations and syntax shared by the convolutions."""
 
     input = operand_def(AnyTensor)
     weight = operand_def(AnyTensor)
@@ -951,6 +945,16 @@ class Conv2DOp(_WindowOp):
     def dilation_values(self) -> tuple[int, int]:
         d = ints(self.dilations, (1, 1))
         return (d[0], d[1]) if len(d) == 2 else (0, 0)
+
+
+@irdl_op_definition
+class Conv2DOp(_ConvOp):
+    """2-D convolution, NHWC input, OHWI weights, optional bias ``[Cout]``.
+
+    Grouped when ``Cin`` is a multiple of the weight's in-channels.
+    """
+
+    name = "nn.conv2d"
 
     def verify_(self) -> None:
         x = _check_rank(self.name, self.input, 4, "input")
@@ -971,23 +975,10 @@ class Conv2DOp(_WindowOp):
 
 
 @irdl_op_definition
-class DepthwiseConv2DOp(_WindowOp):
+class DepthwiseConv2DOp(_ConvOp):
     """Depthwise 2-D convolution, NHWC input, weights ``[1, KH, KW, Cin*multiplier]``."""
 
     name = "nn.depthwise_conv2d"
-
-    input = operand_def(AnyTensor)
-    weight = operand_def(AnyTensor)
-    bias = opt_operand_def(AnyTensor)
-    output = result_def(AnyTensor)
-    dilations = opt_prop_def(DenseArrayBase.constr(i64))
-
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)"
-
-    def dilation_values(self) -> tuple[int, int]:
-        d = ints(self.dilations, (1, 1))
-        return (d[0], d[1]) if len(d) == 2 else (0, 0)
 
     def depth_multiplier(self) -> int:
         """Output channels per input channel."""
