@@ -26,6 +26,8 @@ every place where C code computes in 32 bits wraps explicitly with `wrap_int32`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -320,6 +322,293 @@ def requantize(acc: ArrayLike, params_multiplier: ArrayLike, shift: ArrayLike | 
 
 
 # --------------------------------------------------------------------------
+# Requantization of bounded accumulators (fast, exact forms)
+# --------------------------------------------------------------------------
+
+
+def requantize_reference(
+    mode: str,
+    multiplier: ArrayLike,
+    shift: ArrayLike | None,
+    zero_point: int,
+    lo: int,
+    hi: int,
+) -> Callable[[ArrayLike], IntArray]:
+    """``acc -> clip(requantize(acc) + zero_point, lo, hi)`` for int32 accumulators that need no wrap.
+
+    Per-channel multipliers and shifts broadcast along the last axis of `acc`.
+    This is the direct definition that `affine_requant` and `step_thresholds`
+    are built from and checked against.
+    """
+    m = np.asarray(multiplier)
+    s = None if shift is None else _i64(shift)
+
+    def reference(acc: ArrayLike) -> IntArray:
+        out = requantize(acc, m, s, mode) + zero_point
+        return np.clip(out, lo, hi)
+
+    return reference
+
+
+def requantize_is_monotone(mode: str, multiplier: ArrayLike, shift: ArrayLike | None, acc_bound: int) -> bool:
+    """Whether the requantization is non-decreasing on accumulators in ``[-acc_bound, acc_bound]``.
+
+    ``tflite_double``: ``SaturatingRoundingDoublingHighMul`` and ``RoundingDivideByPOT``
+    are non-decreasing for ``M0 >= 0`` (the saturation needs ``M0 = INT32_MIN``);
+    a left shift must not wrap ``acc << shift`` in int32. ``single``: ``M0 >= 0``,
+    a right shift of at least 1, and no int32 wrap of the result. ``onnx_rint``:
+    a multiplier >= 0 (float rounding and ``rint`` are monotone). A zero
+    multiplier gives a constant. Accumulators beyond int32 are never monotone
+    (TFLM wraps them).
+    """
+    if acc_bound > INT32_MAX:
+        return False
+    if mode == "onnx_rint":
+        mf = np.asarray(multiplier, dtype=np.float32)
+        return bool(np.all(np.isfinite(mf)) and np.all(mf >= 0))
+    if shift is None:
+        return False
+    m, s = np.broadcast_arrays(_i64(multiplier), _i64(shift))
+    if np.any(m < 0) or np.any(m > INT32_MAX):
+        return False
+    if mode == "tflite_double":
+        if np.any(s < -31) or np.any(s > 31):
+            return False
+        left = np.maximum(s, 0)
+        return all(acc_bound << int(k) <= INT32_MAX for k in np.unique(left))
+    if mode == "single":
+        if np.any(s > 30) or np.any(s < -31):
+            return False
+        for mi, si in zip(m.reshape(-1).tolist(), s.reshape(-1).tolist(), strict=True):
+            t = 31 - si
+            top = (acc_bound * mi + (1 << (t - 1))) >> t
+            bottom = (-acc_bound * mi + (1 << (t - 1))) >> t
+            if top > INT32_MAX or bottom < INT32_MIN:
+                return False
+        return True
+    return False
+
+
+def step_thresholds(fn: Callable[[IntArray], IntArray], levels: ArrayLike, lo: int, hi: int) -> IntArray:
+    """For a non-decreasing integer function on ``[lo, hi]``: the smallest x with ``fn(x) >= level``.
+
+    Exact bisection, vectorised over `levels` (any shape; `fn` is evaluated
+    on int64 arrays of that shape, so per-channel parameters broadcast along
+    the last axis). A level that no x in ``[lo, hi]`` reaches gets ``hi + 1``.
+    Then, for every x in ``[lo, hi]``, ``fn(x) >= level`` exactly when
+    ``x >= threshold``.
+    """
+    lv = _i64(levels)
+    left = np.full(lv.shape, lo - 1, dtype=np.int64)  # fn(left) < level (lo - 1: below the domain)
+    right = np.full(lv.shape, hi + 1, dtype=np.int64)  # fn(right) >= level (hi + 1: above the domain)
+    while True:
+        open_ = right - left > 1
+        if not np.any(open_):
+            return right
+        mid = np.where(open_, left + (right - left) // 2, left + 1)
+        mid = np.minimum(np.maximum(mid, lo), hi)
+        reached = fn(mid) >= lv
+        right = np.where(open_ & reached, mid, right)
+        left = np.where(open_ & ~reached, mid, left)
+
+
+@dataclass(frozen=True)
+class StepRequant:
+    """Requantization of ``dot + offset`` by threshold lookup, for small outputs of 8-bit types.
+
+    For fixed parameters, ``acc -> output`` is a non-decreasing step function
+    with at most 255 steps: ``output = lo + #{thresholds <= acc}``. One
+    ``searchsorted`` counts the steps and a table turns the count into the
+    output, clamp included. With the same multiplier and shift for every channel
+    the thresholds are those of ``acc = dot + offset`` (``shifts`` holds the
+    offsets); otherwise every channel's thresholds of ``dot`` live in one sorted
+    array, channel ``c`` shifted by ``c * spacing`` after a sentinel, and
+    ``shifts`` holds ``c * spacing``. The arrays are float32 when every value
+    involved stays below 2^24 and `dot` is float32 (then ``shifts`` is added in
+    place), else float64.
+    """
+
+    flat: np.ndarray
+    shifts: np.ndarray | None
+    table: np.ndarray
+    in_place: bool
+
+    def __call__(self, dot: np.ndarray) -> np.ndarray:
+        if self.shifts is not None:
+            if self.in_place:
+                dot += self.shifts
+            else:
+                dot = dot + self.shifts
+        return self.table[self.flat.searchsorted(dot, side="right")]
+
+    @classmethod
+    def build(
+        cls,
+        reference: Callable[[IntArray], IntArray],
+        lo: int,
+        hi: int,
+        offset: ArrayLike,
+        channels: int,
+        acc_bound: int,
+        dot_bound: int,
+        dtype: npt.DTypeLike,
+        *,
+        uniform: bool = False,
+        dot_dtype: npt.DTypeLike = np.float64,
+    ) -> StepRequant | None:
+        """Thresholds of ``reference(dot + offset)``, ``|dot| <= dot_bound``, ``|dot + offset| <= acc_bound``.
+
+        `reference` must be non-decreasing on ``[-acc_bound, acc_bound]``
+        (`requantize_is_monotone`); with `uniform` it is the same for every
+        channel (and is evaluated on one-dimensional arrays), else it broadcasts
+        `channels` along the last axis. `offset` is per channel (or one value);
+        `dtype` is the output's, `dot_dtype` the accumulators'. None when float64
+        cannot hold the (shifted) thresholds exactly.
+        """
+        steps = hi - lo
+        if steps < 0 or steps > 1 << 16 or acc_bound >= 1 << 52:
+            return None
+        off = np.broadcast_to(_i64(offset).reshape(-1), (channels,))
+        levels = np.arange(lo + 1, hi + 1, dtype=np.int64)
+        shifts: IntArray | None
+        if uniform:
+            acc_t = step_thresholds(reference, levels, -acc_bound, acc_bound)
+            flat = np.concatenate([[-acc_bound - 1], acc_t])
+            table = (lo + np.maximum(np.arange(-1, steps + 1), 0)).astype(dtype)  # [0]: unused
+            shifts = None if not np.any(off) else (off if np.any(off != off[0]) else off[:1])
+            largest = max(acc_bound + 1, int(np.abs(off).max(initial=0)))
+        else:
+            spacing = 2 * dot_bound + 4
+            if channels * spacing + dot_bound >= 1 << 52:
+                return None
+            acc_t = step_thresholds(
+                reference, np.broadcast_to(levels[:, None], (steps, channels)), -acc_bound, acc_bound
+            )
+            dot_t = np.minimum(
+                np.maximum(acc_t.T - off[:, None], -dot_bound), dot_bound + 1
+            )  # [channel, level]
+            base = np.arange(channels, dtype=np.int64)[:, None] * spacing
+            sentinel = np.full((channels, 1), -dot_bound - 1, dtype=np.int64)
+            flat = (np.concatenate([sentinel, dot_t], axis=1) + base).reshape(-1)
+            index = np.arange(channels * (steps + 1) + 1, dtype=np.int64)
+            table = (lo + (index - 1) % (steps + 1)).astype(dtype)
+            shifts = None if channels == 1 else base[:, 0]
+            largest = channels * spacing + dot_bound
+        narrow = np.dtype(dot_dtype) == np.float32 and largest < 1 << 24
+        ftype = np.float32 if narrow else np.float64
+        return cls(flat.astype(ftype), None if shifts is None else shifts.astype(ftype), table, narrow)
+
+
+@dataclass(frozen=True)
+class AffineRequant:
+    """Requantization of ``dot + offset`` in one multiply, a few adds and one shift (int64).
+
+    For int32 accumulators that need no wrap, gemmlowp's double rounding
+    ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc << l, M0), r)``
+    equals ``(acc*M + 2^30 + 2^(30+r) - 2^31*[acc*M + 2^30 < 0]) >> (31 + r)``
+    with ``M = M0 << l`` (nested floor divisions by powers of two merge, and
+    gemmlowp's "ties away from zero" subtracts one exactly when the high product
+    is negative). ``single``: ``(acc*M0 + 2^(t-1)) >> t``. The offset folds into
+    the added constant, and so does the zero point (``zp << shift``) when int64
+    holds it, else it is added after the shift. A zero multiplier gives the zero
+    point whatever the shift. The sign fix is skipped when the clamp hides it
+    (``lo >= zero_point``: a negative high product gives at most the zero point
+    either way). `__call__` returns the clamped int64 values.
+    """
+
+    mul: IntArray
+    add: IntArray
+    fix: IntArray | None
+    add2: IntArray | None
+    shift: IntArray
+    post: int
+    lo: int
+    hi: int
+
+    def __call__(self, dot: np.ndarray) -> IntArray:
+        if dot.dtype == np.int64:
+            p = dot * self.mul
+        else:
+            p = dot.astype(np.int64)  # exact: float accumulators hold integers
+            p *= self.mul
+        p += self.add
+        if self.fix is not None and self.add2 is not None:
+            sign = p >> 63  # -1 where acc*M + 2^30 < 0
+            sign &= self.fix
+            p += sign
+            p += self.add2
+        p >>= self.shift
+        if self.post:
+            p += self.post
+        np.maximum(p, self.lo, out=p)
+        np.minimum(p, self.hi, out=p)
+        return p
+
+    @classmethod
+    def build(
+        cls,
+        mode: str,
+        multiplier: ArrayLike,
+        shift: ArrayLike,
+        offset: ArrayLike,
+        zero_point: int,
+        lo: int,
+        hi: int,
+        acc_bound: int,
+        dot_bound: int,
+    ) -> AffineRequant | None:
+        """The constants for ``|dot| <= dot_bound`` and ``|dot + offset| <= acc_bound``; None when
+        the accumulators may wrap, the map is not monotone, or int64 could overflow."""
+        if mode not in ("tflite_double", "single") or not requantize_is_monotone(
+            mode, multiplier, shift, acc_bound
+        ):
+            return None
+        m, s, off = (a.reshape(-1) for a in np.broadcast_arrays(_i64(multiplier), _i64(shift), _i64(offset)))
+        rows: list[tuple[int, int, int, int, int]] = []  # mul, add, fix, add2 (without the zero point), shift
+        for mi, si, oi in zip(m.tolist(), s.tolist(), off.tolist(), strict=True):
+            if mi == 0:  # SRDHM(x, 0) = 0, and every rounding of 0 is 0
+                rows.append((0, 1 << 30, 0, 0, 31))
+            elif mode == "tflite_double":
+                left, right = max(si, 0), max(-si, 0)
+                mul = mi << left
+                fix = -(1 << 31) if right > 0 else 0
+                half = (1 << (30 + right)) if right > 0 else 0
+                rows.append((mul, oi * mul + (1 << 30), fix, half, 31 + right))
+            else:
+                total = 31 - si
+                rows.append((mi, oi * mi + (1 << (total - 1)), 0, 0, total))
+        limit = 1 << 62
+        if any(dot_bound * mul + abs(add) + abs(add2) + (1 << 32) >= limit for mul, add, _, add2, _ in rows):
+            return None
+        fold = all(
+            dot_bound * mul + abs(add) + abs(add2) + abs(zero_point << total) + (1 << 32) < limit
+            for mul, add, _, add2, total in rows
+        )
+        if fold:  # the zero point joins the last added constant
+            rows = [
+                (mul, add, fix, add2 + (zero_point << total), total) for mul, add, fix, add2, total in rows
+            ]
+        need_fix = lo < zero_point and any(fix != 0 for _, _, fix, _, _ in rows)
+        if not need_fix:
+            rows = [(mul, add + add2, 0, 0, total) for mul, add, _, add2, total in rows]
+
+        def arr(column: int) -> IntArray:
+            a = np.asarray([r[column] for r in rows], dtype=np.int64)
+            return a[0].copy() if np.all(a == a[0]) else a
+
+        return cls(
+            arr(0),
+            arr(1),
+            arr(2) if need_fix else None,
+            arr(3) if need_fix else None,
+            arr(4),
+            0 if fold else zero_point,
+            lo,
+            hi,
+        )
+
+
+# --------------------------------------------------------------------------
 # gemmlowp fixed-point math (raw int32 values, vectorised)
 # --------------------------------------------------------------------------
 
@@ -433,6 +722,49 @@ def get_reciprocal(x: ArrayLike, x_integer_digits: int) -> tuple[IntArray, IntAr
     shifted = ((xv & 0xFFFFFFFF) << headroom_plus_one) & 0xFFFFFFFF
     shifted_sum_minus_one = wrap_int32(shifted - (1 << 31))
     return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
+
+
+def _wrap_int(v: int) -> int:
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _srdhm_int(a: int, b: int) -> int:
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    return (a * b + (1 << 30)) >> 31
+
+
+def _multiply_by_pot_int(x: int, exponent: int) -> int:
+    """`saturating_rounding_multiply_by_pot` for one value and exponent >= 0."""
+    if exponent == 0:
+        return x
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return INT32_MAX
+    if x < -threshold:
+        return INT32_MIN
+    return _wrap_int(x << exponent)
+
+
+def get_reciprocal_int(x: int, x_integer_digits: int) -> tuple[int, int]:
+    """`get_reciprocal` of one value in Python integers (a softmax row costs microseconds, not a hundred).
+
+    The same steps as the vectorised version: ``CountLeadingZeros``, the shift
+    into [1, 2), and gemmlowp's ``one_over_one_plus_x_for_x_in_0_1`` (three
+    Newton-Raphson iterations in Q2.29), with int32 wraps and saturations.
+    """
+    xu = x & 0xFFFFFFFF
+    headroom_plus_one = 32 - xu.bit_length()
+    num_bits_over_unit = x_integer_digits - headroom_plus_one
+    a = _wrap_int(((xu << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
+    s = a + INT32_MAX  # rounding_half_sum(a, INT32_MAX)
+    v = s + (1 if s >= 0 else -1)
+    half_denominator = abs(v) // 2 if v >= 0 else -(abs(v) // 2)  # C division: toward zero
+    r = _wrap_int(1515870810 + _srdhm_int(half_denominator, -1010580540))
+    for _ in range(3):
+        one_minus = _wrap_int((1 << 29) - _srdhm_int(half_denominator, r))
+        r = _wrap_int(r + _multiply_by_pot_int(_srdhm_int(r, one_minus), 2))
+    return _multiply_by_pot_int(r, 1), num_bits_over_unit
 
 
 def calculate_input_radius(

@@ -85,6 +85,18 @@ def activate(y: np.ndarray, activation: str) -> np.ndarray:
     return np.clip(y, np.float32(lo), np.float32(hi))
 
 
+def activate_in_place(y: np.ndarray, activation: str) -> np.ndarray:
+    """`activate` on a fresh float32 array, clamped in place (no np.clip wrapper, no copy)."""
+    if activation == "none":
+        return y
+    lo, hi = _BOUNDS[activation]
+    if lo != -np.inf:
+        np.maximum(y, np.float32(lo), out=y)
+    if hi != np.inf:
+        np.minimum(y, np.float32(hi), out=y)
+    return y
+
+
 def dequantize(q: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int) -> np.ndarray:
     """``float32(scale) * float32(q - zp)`` (TFLM's and ONNX's DequantizeLinear agree)."""
     diff = (q.astype(np.int64) - np.asarray(zero_point, dtype=np.int64)).astype(np.float32)
@@ -121,6 +133,7 @@ def operand_shapes(op: Operation) -> list[tuple[int, ...]]:
 __all__ = [
     "Kernel",
     "activate",
+    "activate_in_place",
     "all_values",
     "const_value",
     "dequantize",

@@ -10,6 +10,7 @@ right after its last use so that peak memory follows the graph's live set.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from xdsl.ir import Operation, SSAValue
 from nnopt.backends.numpy.arrays import Kernel, const_value, element_dtype
 from nnopt.backends.numpy.kernels_common import COMMON_MAKERS
 from nnopt.backends.numpy.kernels_float import FLOAT_MAKERS
-from nnopt.backends.numpy.kernels_int import INT_MAKERS
+from nnopt.backends.numpy.kernels_int import FC_STAGE, INT_MAKERS, fc_chain_kernel
 from nnopt.compiler.diagnostics import UserError, op_error
 from nnopt.dialects import nn, qparams
 from nnopt.dialects.quant import UniformQuantizedType
@@ -107,14 +108,33 @@ class _Step:
     dtype: np.dtype[np.generic]
 
 
+@dataclass(frozen=True)
+class _InputSpec:
+    name: str
+    value: SSAValue
+    shape: tuple[int, ...]
+    dtype: np.dtype[np.generic]
+    plain: bool
+    """An array of exactly this dtype and shape is valid as it is (every value of the dtype is storable)."""
+
+
 class Program:
-    """A graph prepared for repeated execution (see `prepare`)."""
+    """A graph prepared for repeated execution (see `prepare`).
+
+    Preparation computes every kernel's parameters, and evaluates once the ops
+    whose operands are all constants (weights, dequantized weights, ...): they
+    sit in the environment template that every run starts from. Without a
+    `dump` hook, a run executes only the remaining ops, with chains of 8-bit
+    FULLY_CONNECTED layers fused (`_fuse`; result shapes and dtypes are checked
+    on the first run); with one, every op runs on its own.
+    """
 
     def __init__(self, graph: nn.GraphOp) -> None:
         self.graph = graph
         self.input_names = graph.input_names()
         self.output_names = graph.output_names()
         self._input_values = list(graph.block.args)
+        self._inputs = [_input_spec(n, v) for n, v in zip(self.input_names, self._input_values, strict=True)]
         slots: dict[SSAValue, int] = {v: i for i, v in enumerate(self._input_values)}
         ops = [op for op in graph.block.ops if not isinstance(op, nn.OutputOp)]
         for op in ops:
@@ -153,41 +173,156 @@ class Program:
         ]
         self._num_slots = len(slots)
         self._names: dict[SSAValue, str] | None = None
+        # The fast path: constant-only ops evaluated now, into the template of every run's environment.
+        self._template: list[np.ndarray | None] = [None] * self._num_slots
+        static: set[int] = set()
+        dynamic: list[_Step] = []
+        for step in self._steps:
+            if isinstance(step.op, nn.ConstOp) or (step.operands and all(s in static for s in step.operands)):
+                value = step.kernel([self._template[s] for s in step.operands])  # type: ignore[misc]
+                _check_result(step, value)
+                self._template[step.result] = value
+                static.add(step.result)
+            else:
+                dynamic.append(step)
+        self._static_outputs = static & keep
+        self._fast = [
+            (kernel, operands, last.result, tuple(s for s in frees if s not in static), last)
+            for kernel, operands, frees, last in _fuse(dynamic, keep)
+        ]
+        self._checked = False  # the first fast run checks every result's shape and dtype
 
     def run(self, inputs: Inputs, *, dump: DumpHook | None = None) -> dict[str, np.ndarray]:
         """Execute the graph; outputs keyed by `GraphOp.output_names()` (see `run`)."""
-        return self._execute(_bind_inputs(self.graph, inputs), dump)
+        return self._execute(self._bind(inputs), dump)
+
+    def _bind(self, inputs: Inputs) -> list[np.ndarray | None]:
+        """The inputs checked as `_bind_inputs` does, plain arrays of the right dtype and shape at once."""
+        specs = self._inputs
+        values: list[object]
+        if isinstance(inputs, np.ndarray):
+            values = [inputs]
+        elif isinstance(inputs, Mapping):
+            if len(inputs) != len(specs) or any(s.name not in inputs for s in specs):
+                return _bind_inputs(self.graph, inputs)  # the error message
+            values = [inputs[s.name] for s in specs]
+        else:
+            values = list(inputs)
+        if len(values) != len(specs):
+            return _bind_inputs(self.graph, inputs)
+        bound: list[np.ndarray | None] = []
+        for spec, v in zip(specs, values, strict=True):
+            if type(v) is np.ndarray and spec.plain and v.dtype == spec.dtype and v.shape == spec.shape:
+                bound.append(v)
+            else:
+                bound.append(_check_input(spec.name, v, spec.value))
+        return bound
 
     def _execute(self, bound: list[np.ndarray | None], dump: DumpHook | None) -> dict[str, np.ndarray]:
+        if dump is None:
+            return self._execute_fast(bound)
         env: list[np.ndarray | None] = [None] * self._num_slots
         env[: len(self._input_values)] = bound
         bound.clear()  # the environment is now the only owner of converted inputs
         for s in self._free_at_start:
             env[s] = None
-        if dump is not None and self._names is None:
+        if self._names is None:
             self._names = value_names(self.graph)
         for step in self._steps:
             args = [env[i] for i in step.operands]
             result = step.kernel(args)  # type: ignore[arg-type]
             del args
-            if result.shape != step.shape or result.dtype != step.dtype:
-                raise AssertionError(
-                    f"numpy kernel of '{step.op.name}' returned {result.dtype}{list(result.shape)}, "
-                    f"expected {step.dtype}{list(step.shape)}"
-                )
+            _check_result(step, result)
             env[step.result] = result
-            if dump is not None:
-                assert self._names is not None
-                dump(self._names[step.op.results[0]], step.op, result)
+            dump(self._names[step.op.results[0]], step.op, result)
             del result
             for s in step.frees:
                 env[s] = None
+        return self._results(env, copy_static=False)
+
+    def _execute_fast(self, bound: list[np.ndarray | None]) -> dict[str, np.ndarray]:
+        env = self._template.copy()
+        env[: len(bound)] = bound
+        bound.clear()
+        for s in self._free_at_start:
+            env[s] = None
+        if not self._checked:
+            for kernel, operands, result_slot, frees, last in self._fast:
+                result = kernel([env[i] for i in operands])  # type: ignore[misc]
+                _check_result(last, result)
+                env[result_slot] = result
+                del result
+                for s in frees:
+                    env[s] = None
+            self._checked = True
+            return self._results(env, copy_static=True)
+        for kernel, operands, result_slot, frees, _ in self._fast:
+            env[result_slot] = kernel([env[i] for i in operands])  # type: ignore[misc]
+            for s in frees:
+                env[s] = None
+        return self._results(env, copy_static=True)
+
+    def _results(self, env: list[np.ndarray | None], *, copy_static: bool) -> dict[str, np.ndarray]:
         results: dict[str, np.ndarray] = {}
         for name, slot in zip(self.output_names, self._outputs, strict=True):
             value = env[slot]
             assert value is not None
+            if copy_static and slot in self._static_outputs:
+                value = value.copy()  # the template's value must survive what the caller does with it
             results[name] = value
         return results
+
+
+def _fuse(steps: list[_Step], keep: set[int]) -> list[tuple[Kernel, list[int], list[int], _Step]]:
+    """The steps as (kernel, operands, frees, last step), chains of 8-bit FULLY_CONNECTED ops fused.
+
+    A layer joins the previous one's chain when it is the only user of that
+    layer's result and the result is not a graph output (see `FcStage`).
+    """
+    uses: dict[int, int] = {}
+    for step in steps:
+        for s in step.operands:
+            uses[s] = uses.get(s, 0) + 1
+    fused: list[tuple[Kernel, list[int], list[int], _Step]] = []
+    i = 0
+    while i < len(steps):
+        chain = [steps[i]]
+        while getattr(chain[-1].kernel, FC_STAGE, None) is not None and i + len(chain) < len(steps):
+            cur, nxt = chain[-1], steps[i + len(chain)]
+            if (
+                getattr(nxt.kernel, FC_STAGE, None) is None
+                or nxt.operands[0] != cur.result
+                or uses.get(cur.result) != 1
+                or cur.result in keep
+            ):
+                break
+            chain.append(nxt)
+        frees = [s for step in chain for s in step.frees]
+        if len(chain) == 1:
+            fused.append((chain[0].kernel, chain[0].operands, frees, chain[0]))
+        else:
+            stages = [getattr(step.kernel, FC_STAGE) for step in chain]
+            fused.append((fc_chain_kernel(stages), chain[0].operands[:1], frees, chain[-1]))
+        i += len(chain)
+    return fused
+
+
+def _check_result(step: _Step, result: np.ndarray) -> None:
+    if result.shape != step.shape or result.dtype != step.dtype:
+        raise AssertionError(
+            f"numpy kernel of '{step.op.name}' returned {result.dtype}{list(result.shape)}, "
+            f"expected {step.dtype}{list(step.shape)}"
+        )
+
+
+def _input_spec(name: str, value: SSAValue) -> _InputSpec:
+    elem = nn.elem_of(value)
+    dtype = element_dtype(elem)
+    plain = True
+    if isinstance(elem, UniformQuantizedType):
+        info = np.iinfo(dtype)  # type: ignore[type-var]
+        plain = elem.qmin <= info.min and elem.qmax >= info.max
+    return _InputSpec(name, value, tuple(nn.shape_of(value)), dtype, plain)
 
 
 def prepare(module_or_graph: ModuleOp | nn.GraphOp, *, graph: str | None = None) -> Program:
@@ -197,36 +332,67 @@ def prepare(module_or_graph: ModuleOp | nn.GraphOp, *, graph: str | None = None)
 
 _MEMO = "_nnopt_numpy_program"
 
+_OP_STATE = operator.attrgetter("_next_op", "_operands", "properties", "attributes")
+"""What preparation reads from an op, in one C call (its results never change: xDSL sets them once)."""
+_NAME = operator.attrgetter("_name")
 
-def _fingerprint(graph: nn.GraphOp) -> tuple[object, ...]:
-    """Everything preparation reads: every op, its operands, properties, attributes, result types and names."""
-    items: list[object] = [
-        tuple(graph.properties.values()),
-        tuple(graph.attributes.values()),
-        tuple((a.type, a.name_hint) for a in graph.block.args),
-    ]
-    for op in graph.block.ops:
-        items.append(
-            (
-                op,
-                tuple(op.operands),
-                tuple(op.properties.items()),
-                tuple(op.attributes.items()),
-                tuple((r.type, r.name_hint) for r in op.results),
-            )
+
+class _Snapshot:
+    """Everything preparation reads, to tell cheaply whether a graph changed since.
+
+    Every op of the graph's block and their order, operands, properties,
+    attributes and result names; the block's arguments and their names; the
+    graph's own properties and attributes. (Attributes and types are immutable,
+    xDSL replaces an op's operand tuple when an operand changes, and the
+    properties and attributes dictionaries are compared with copies.) The
+    comparisons run in C over lists, so a check costs microseconds.
+    """
+
+    def __init__(self, graph: nn.GraphOp) -> None:
+        block = graph.block
+        self.graph_properties = dict(graph.properties)
+        self.graph_attributes = dict(graph.attributes)
+        self.block = block
+        self.args = block.args
+        self.arg_names = list(map(_NAME, self.args))
+        self.ops = list(block.ops)
+        self.first = self.ops[0] if self.ops else None
+        self.states = [
+            (nxt, operands, dict(props), dict(attrs))
+            for nxt, operands, props, attrs in map(_OP_STATE, self.ops)
+        ]
+        self.values = [r for op in self.ops for r in op.results]
+        self.value_names = list(map(_NAME, self.values))
+
+    def matches(self, graph: nn.GraphOp) -> bool:
+        block = graph.block
+        return (
+            block is self.block
+            and block.first_op is self.first
+            and block.args is self.args
+            and graph.properties == self.graph_properties
+            and graph.attributes == self.graph_attributes
+            and list(map(_OP_STATE, self.ops)) == self.states
+            and list(map(_NAME, self.values)) == self.value_names
+            and list(map(_NAME, self.args)) == self.arg_names
         )
-    return tuple(items)
+
+
+def _kept(graph: nn.GraphOp) -> Program | None:
+    """The graph's kept program when the graph is unchanged since it was prepared."""
+    memo = getattr(graph, _MEMO, None)
+    if memo is not None and memo[0].matches(graph):
+        program: Program = memo[1]
+        return program
+    return None
 
 
 def _program(graph: nn.GraphOp) -> Program:
     """The graph's prepared program, reused while the graph is unchanged (kept on the graph op)."""
-    fingerprint = _fingerprint(graph)
-    memo = getattr(graph, _MEMO, None)
-    if memo is not None and memo[0] == fingerprint:
-        program: Program = memo[1]
-        return program
-    program = Program(graph)
-    setattr(graph, _MEMO, (fingerprint, program))
+    program = _kept(graph)
+    if program is None:
+        program = Program(graph)
+        setattr(graph, _MEMO, (_Snapshot(graph), program))
     return program
 
 
@@ -314,5 +480,8 @@ def run(
 
         return run_planned(module_or_graph, inputs, graph=graph, dump=dump)
     g = select_graph(module_or_graph, graph)
+    program = _kept(g)
+    if program is not None:
+        return program._execute(program._bind(inputs), dump)
     bound = _bind_inputs(g, inputs)  # report input mistakes before preparing anything
     return _program(g)._execute(bound, dump)

@@ -6,14 +6,25 @@ matrices) and returns its `Kernel`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from xdsl.ir import Operation
 
-from nnopt.backends.numpy.arrays import Kernel, activate, static_value
+from nnopt.backends.numpy.arrays import Kernel, activate_in_place, static_value
 from nnopt.backends.numpy.geometry import window_of
-from nnopt.backends.numpy.windows import im2col, pad_hw, tap_slice, valid_counts, window_view
+from nnopt.backends.numpy.windows import (
+    depthwise_as_matmul,
+    depthwise_matrices,
+    depthwise_rows,
+    im2col,
+    pad_hw,
+    tap_rows,
+    valid_counts,
+    weighted_sum,
+    window_view,
+)
 from nnopt.dialects import nn
 
 FloatMaker = Callable[[Operation], Kernel]
@@ -49,7 +60,7 @@ def conv2d(op: Operation) -> Kernel:
             y = np.matmul(cols, wm).transpose(1, 0, 2).reshape(m, cout)
         if len(args) > 2:
             y += args[2]
-        return activate(y.reshape(n, oh, ow, cout), activation)
+        return activate_in_place(y.reshape(n, oh, ow, cout), activation)
 
     return kernel
 
@@ -59,22 +70,30 @@ def depthwise_conv2d(op: Operation) -> Kernel:
     assert isinstance(op, nn.DepthwiseConv2DOp)
     win = window_of(op)
     n, _, _, c = nn.shape_of(op.input)
-    _, kh, kw, cm = nn.shape_of(op.weight)
+    cm = nn.shape_of(op.weight)[3]
     mult = cm // c
     oh, ow = win.out_hw
     activation = op.activation()
+    w_static = static_value(op.weight)
+
+    def prepare_weights(w: np.ndarray) -> list[np.ndarray] | np.ndarray:
+        if mult == 1:
+            return depthwise_rows(w, win.kernel, ow, np.float32)
+        return depthwise_matrices(w, win.kernel, c, np.float32)
+
+    prepared = prepare_weights(w_static) if w_static is not None else None
 
     def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
-        w = args[1].reshape(kh, kw, c, mult)
-        xp = pad_hw(args[0], win.pads, 0.0)[..., None]
-        acc = np.zeros((n, oh, ow, c, mult), dtype=np.float32)
-        for i in range(kh):
-            for j in range(kw):
-                acc += tap_slice(xp, i, j, win.strides, win.dilations, win.out_hw) * w[i, j]
-        y = acc.reshape(n, oh, ow, cm)
+        ws = prepared if prepared is not None else prepare_weights(args[1])
+        xp = pad_hw(args[0], win.pads, 0.0)
+        if isinstance(ws, list):
+            taps = tap_rows(xp, win.kernel, win.strides, win.dilations, win.out_hw)
+            y = weighted_sum(taps, ws).reshape(n, oh, ow, cm)
+        else:
+            y = depthwise_as_matmul(xp, ws, win.kernel, win.strides, win.dilations, win.out_hw)
         if len(args) > 2:
-            y = y + args[2]
-        return activate(y, activation)
+            y += args[2]
+        return activate_in_place(y, activation)
 
     return kernel
 
@@ -87,12 +106,13 @@ def fully_connected(op: Operation) -> Kernel:
     w_static = static_value(op.weight)
     wt = np.ascontiguousarray(w_static.T) if w_static is not None else None
     activation = op.activation()
+    in_shape = (k,) if math.prod(out_shape) == nn.shape_of(op.weight)[0] else (-1, k)  # one row: gemv
 
     def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
-        y = args[0].reshape(-1, k) @ (wt if wt is not None else np.ascontiguousarray(args[1].T))
+        y = np.dot(args[0].reshape(in_shape), wt if wt is not None else np.ascontiguousarray(args[1].T))
         if len(args) > 2:
-            y = y + args[2]
-        return activate(y.reshape(out_shape), activation)
+            y += args[2]
+        return activate_in_place(y.reshape(out_shape), activation)
 
     return kernel
 
@@ -114,7 +134,7 @@ def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> FloatMaker:
     def maker(op: Operation) -> Kernel:
         assert isinstance(op, nn.AddOp | nn.SubOp | nn.MulOp)
         activation = op.activation()
-        return lambda args: activate(np.asarray(fn(args[0], args[1])), activation)
+        return lambda args: activate_in_place(np.asarray(fn(args[0], args[1])), activation)
 
     maker.__doc__ = f"Elementwise {fn.__name__} with broadcasting and a fused activation."
     return maker
@@ -135,7 +155,8 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 def _relu6(x: np.ndarray) -> np.ndarray:
     """``min(max(x, 0), 6)``."""
-    return np.clip(x, np.float32(0), np.float32(6))
+    y = np.maximum(x, np.float32(0))
+    return np.minimum(y, np.float32(6), out=y)
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
@@ -153,7 +174,12 @@ def clamp(op: Operation) -> Kernel:
     """Clamp to the op's real bounds."""
     assert isinstance(op, nn.ClampOp)
     lo, hi = np.float32(op.min.value.data), np.float32(op.max.value.data)
-    return lambda args: np.clip(args[0], lo, hi)
+
+    def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
+        y = np.maximum(args[0], lo)
+        return np.minimum(y, hi, out=y)
+
+    return kernel
 
 
 def softmax(op: Operation) -> Kernel:
@@ -178,7 +204,7 @@ def max_pool2d(op: Operation) -> Kernel:
     def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
         xp = pad_hw(args[0], win.pads, -np.inf)
         y = window_view(xp, win.kernel, win.strides, (1, 1), win.out_hw).max(axis=(3, 4))
-        return activate(y, activation)
+        return activate_in_place(y, activation)
 
     return kernel
 
@@ -196,7 +222,7 @@ def avg_pool2d(op: Operation) -> Kernel:
     def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
         xp = pad_hw(args[0], win.pads, 0.0)
         view = window_view(xp, win.kernel, win.strides, (1, 1), win.out_hw)
-        return activate(view.sum(axis=(3, 4), dtype=np.float32) / counts, activation)
+        return activate_in_place(view.sum(axis=(3, 4), dtype=np.float32) / counts, activation)
 
     return kernel
 
