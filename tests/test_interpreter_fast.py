@@ -11,6 +11,8 @@
 * The exact BLAS dtype (`_dot_plan`): float32 only when the bound of every
   partial sum allows it, and then equal to int64 accumulation on the worst
   inputs; the zero-point fold of raw inputs.
+* `windows.depthwise_sum` (all taps in one ``einsum`` over strided views)
+  equals tap-by-tap accumulation for any stride, dilation and padding.
 * The interpreter's fast path: fused chains of 8-bit FULLY_CONNECTED layers,
   constant folding at preparation, repeated runs, weights given at run time,
   all equal to op-by-op execution (the ``dump`` path).
@@ -28,6 +30,7 @@ from hypothesis import strategies as st
 from nnopt.backends.numpy import prepare, run
 from nnopt.backends.numpy.interpreter import _MEMO
 from nnopt.backends.numpy.kernels_int import FC_STAGE, _dot_plan, _mm_dtype
+from nnopt.backends.numpy.windows import depthwise_rows, depthwise_sum, pad_hw
 from nnopt.dialects import nn, qparams
 from nnopt.dialects import qmath as qm
 from tests.q_build import GraphBuilder, graph_of, qt, tt
@@ -299,6 +302,40 @@ def test_float32_only_when_every_partial_sum_is_exact(kind, zp, k, seed):
         assert int(np.dot(x.astype(dt), w[:, col].astype(dt))) == exact
         if raw:  # the zero point folds into the offset: sum((x - zp) w) = sum(x w) - zp sum(w)
             assert exact - xq.zero_point * int(w[:, col].sum()) == int((x - xq.zero_point) @ w[:, col])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.tuples(st.integers(1, 2), st.integers(1, 11), st.integers(1, 11), st.integers(1, 5)),
+    st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    st.tuples(*[st.integers(0, 2)] * 4),
+    st.integers(0, 2**32 - 1),
+)
+def test_depthwise_sum_over_strided_views_equals_tap_by_tap(shape, kernel, strides, dilations, pads, seed):
+    n, _, _, c = shape
+    rng = np.random.default_rng(seed)
+    xp = pad_hw(rng.integers(-128, 128, shape).astype(np.float32), pads, 0.0)
+    hp, wp = xp.shape[1:3]
+    oh = (hp - (kernel[0] - 1) * dilations[0] - 1) // strides[0] + 1
+    ow = (wp - (kernel[1] - 1) * dilations[1] - 1) // strides[1] + 1
+    if oh < 1 or ow < 1:
+        return
+    wt = rng.integers(-127, 128, (1, *kernel, c)).astype(np.float32)
+    expected = np.zeros((n, oh, ow, c), np.float32)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            y0, x0 = i * dilations[0], j * dilations[1]
+            tap = xp[
+                :,
+                y0 : y0 + (oh - 1) * strides[0] + 1 : strides[0],
+                x0 : x0 + (ow - 1) * strides[1] + 1 : strides[1],
+            ]
+            expected += tap * wt[0, i, j]
+    rows = depthwise_rows(wt, kernel, ow, np.float32)
+    got = depthwise_sum(xp, rows, kernel, strides, dilations, (oh, ow))
+    np.testing.assert_array_equal(got.reshape(n, oh, ow, c), expected)  # small integers: exact in any order
 
 
 # --------------------------------------------------------------------------

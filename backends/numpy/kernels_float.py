@@ -18,11 +18,10 @@ from nnopt.backends.numpy.windows import (
     depthwise_as_matmul,
     depthwise_matrices,
     depthwise_rows,
+    depthwise_sum,
     im2col,
     pad_hw,
-    tap_rows,
     valid_counts,
-    weighted_sum,
     window_view,
 )
 from nnopt.dialects import nn
@@ -76,21 +75,21 @@ def depthwise_conv2d(op: Operation) -> Kernel:
     activation = op.activation()
     w_static = static_value(op.weight)
 
-    def prepare_weights(w: np.ndarray) -> list[np.ndarray] | np.ndarray:
+    def prepare_weights(w: np.ndarray) -> np.ndarray:
         if mult == 1:
             return depthwise_rows(w, win.kernel, ow, np.float32)
         return depthwise_matrices(w, win.kernel, c, np.float32)
 
     prepared = prepare_weights(w_static) if w_static is not None else None
+    geometry = (win.kernel, win.strides, win.dilations, win.out_hw)
 
     def kernel(args: Sequence[np.ndarray]) -> np.ndarray:
         ws = prepared if prepared is not None else prepare_weights(args[1])
         xp = pad_hw(args[0], win.pads, 0.0)
-        if isinstance(ws, list):
-            taps = tap_rows(xp, win.kernel, win.strides, win.dilations, win.out_hw)
-            y = weighted_sum(taps, ws).reshape(n, oh, ow, cm)
+        if mult == 1:
+            y = depthwise_sum(xp, ws, *geometry).reshape(n, oh, ow, cm)
         else:
-            y = depthwise_as_matmul(xp, ws, win.kernel, win.strides, win.dilations, win.out_hw)
+            y = depthwise_as_matmul(xp, ws, *geometry)
         if len(args) > 2:
             y += args[2]
         return activate_in_place(y, activation)

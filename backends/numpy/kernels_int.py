@@ -51,12 +51,11 @@ from nnopt.backends.numpy.windows import (
     depthwise_as_matmul,
     depthwise_matrices,
     depthwise_rows,
+    depthwise_sum,
     im2col,
     pad_hw,
     pad_hw_as,
-    tap_rows,
     valid_counts,
-    weighted_sum,
     window_view,
 )
 from nnopt.dialects import nn
@@ -416,8 +415,8 @@ def conv2d(op: Operation, p: Params, mode: str) -> Kernel:
 def depthwise_conv2d(op: Operation, p: Params, mode: str) -> Kernel:
     """Integer depthwise convolution (TFLM ``DepthwiseConvPerChannel``).
 
-    Multiplier 1: one pass per kernel tap over long contiguous rows
-    (`tap_rows`); larger multipliers: one batched product per input channel.
+    Multiplier 1: all kernel taps in one ``einsum`` over a strided view
+    (`depthwise_sum`); larger multipliers: one batched product per input channel.
     """
     assert isinstance(op, nn.DepthwiseConv2DOp)
     xq, yq = qtype(op.input), qtype(op.output)
@@ -432,12 +431,12 @@ def depthwise_conv2d(op: Operation, p: Params, mode: str) -> Kernel:
     wzp = np.asarray(p["weight_zp"], dtype=np.int64)
     geometry = (win.kernel, win.strides, win.dilations, win.out_hw)
 
-    def dot_of(xp: np.ndarray, ws: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        if isinstance(ws, list):
-            return weighted_sum(tap_rows(xp, *geometry), ws).reshape(n, oh, ow, cm)
+    def dot_of(xp: np.ndarray, ws: np.ndarray) -> np.ndarray:
+        if mult == 1:
+            return depthwise_sum(xp, ws, *geometry).reshape(n, oh, ow, cm)
         return depthwise_as_matmul(xp, ws, *geometry)
 
-    def weights(ws: np.ndarray, dt: type[np.generic]) -> list[np.ndarray] | np.ndarray:
+    def weights(ws: np.ndarray, dt: type[np.generic]) -> np.ndarray:
         if mult == 1:
             return depthwise_rows(ws, win.kernel, ow, dt)
         return depthwise_matrices(ws, win.kernel, c, dt)

@@ -39,19 +39,6 @@ def window_view(
     )
 
 
-def tap_slice(
-    xp: np.ndarray, i: int, j: int, strides: Sequence[int], dilations: Sequence[int], out_hw: Sequence[int]
-) -> np.ndarray:
-    """The ``[N, OH, OW, C]`` input samples that kernel tap (i, j) multiplies."""
-    y0, x0 = i * dilations[0], j * dilations[1]
-    return xp[
-        :,
-        y0 : y0 + (out_hw[0] - 1) * strides[0] + 1 : strides[0],
-        x0 : x0 + (out_hw[1] - 1) * strides[1] + 1 : strides[1],
-        :,
-    ]
-
-
 def valid_counts(
     in_hw: Sequence[int],
     kernel: Sequence[int],
@@ -97,55 +84,52 @@ def pad_hw_as(x: np.ndarray, pads: Sequence[int], value: float | int, dtype: np.
     return out
 
 
-def tap_rows(
+def depthwise_rows(w: np.ndarray, kernel: Sequence[int], out_w: int, dtype: type[np.generic]) -> np.ndarray:
+    """Depthwise weights ``[.., KH, KW, C]`` (multiplier 1) as ``[KH, KW, OW*C]``: each tap's weights tiled."""
+    kh, kw = kernel
+    w3 = w.reshape(kh, kw, 1, -1).astype(dtype)
+    return np.ascontiguousarray(np.tile(w3, (1, 1, out_w, 1)).reshape(kh, kw, -1))
+
+
+def depthwise_sum(
     xp: np.ndarray,
+    rows: np.ndarray,
     kernel: Sequence[int],
     strides: Sequence[int],
     dilations: Sequence[int],
     out_hw: Sequence[int],
-) -> list[np.ndarray]:
-    """Per kernel tap (row-major), the ``[N, OH, OW*C]`` samples it multiplies, contiguous along ``OW*C``.
+) -> np.ndarray:
+    """Depthwise convolution (multiplier 1) of a padded NHWC tensor: ``[N, OH, OW*C]``.
 
-    Depthwise kernels multiply each by the tap's weights tiled ``OW`` times, so
-    numpy runs long inner loops instead of ``C``-long ones. With a horizontal
-    stride above 1 the padded input is first split into its column phases (one
-    copy per phase used).
+    `rows` comes from `depthwise_rows`. With a horizontal stride of 1 the taps
+    of a kernel are windows of the same rows shifted by whole pixels: one
+    zero-copy view ``[N, KH, KW, OH, OW*C]`` and one ``einsum`` multiply and
+    accumulate them all (in C, without temporaries). A larger stride first
+    splits the columns into phases (one copy each); the taps reading one phase
+    are again evenly spaced, one ``einsum`` per phase.
     """
-    n, _, _, c = xp.shape
+    kh, kw = kernel
     sh, sw = strides
     dh, dw = dilations
+    n, _, _, c = xp.shape
     oh, ow = out_hw
-    phases: dict[int, np.ndarray] = {}
-    views: list[np.ndarray] = []
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            y0, x0 = i * dh, j * dw
-            q, start = x0 % sw, x0 // sw
-            if q not in phases:
-                phases[q] = xp if sw == 1 else np.ascontiguousarray(xp[:, :, q::sw, :])
-            view = phases[q][:, y0 : y0 + (oh - 1) * sh + 1 : sh, start : start + ow, :]
-            views.append(view.reshape(n, oh, ow * c))
-    return views
-
-
-def weighted_sum(terms: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> np.ndarray:
-    """``terms[0]*weights[0] + terms[1]*weights[1] + ...``, accumulated in that order (one scratch array)."""
-    acc = np.multiply(terms[0], weights[0])
-    if len(terms) > 1:
-        tmp = np.empty_like(acc)
-        for t, w in zip(terms[1:], weights[1:], strict=True):
-            np.multiply(t, w, out=tmp)
-            acc += tmp
-    return acc
-
-
-def depthwise_rows(
-    w: np.ndarray, kernel: Sequence[int], out_w: int, dtype: type[np.generic]
-) -> list[np.ndarray]:
-    """Depthwise weights ``[.., KH, KW, C]`` (multiplier 1) as one ``[OW*C]`` row per tap, for `tap_rows`."""
-    kh, kw = kernel
-    w3 = w.reshape(kh, kw, -1)
-    return [np.tile(w3[i, j].astype(dtype), out_w) for i in range(kh) for j in range(kw)]
+    total: np.ndarray | None = None
+    for q in sorted({(j * dw) % sw for j in range(kw)}):
+        js = [j for j in range(kw) if (j * dw) % sw == q]
+        phase = np.ascontiguousarray(xp if sw == 1 else xp[:, :, q::sw, :])
+        _, hp, wp, _ = phase.shape
+        row, col = wp * c * phase.itemsize, c * phase.itemsize
+        step = (js[1] - js[0]) * dw // sw if len(js) > 1 else 0
+        view = as_strided(
+            phase[:, :, (js[0] * dw) // sw :, :],
+            shape=(n, kh, len(js), oh, ow * c),
+            strides=(hp * row, dh * row, step * col, sh * row, phase.itemsize),
+            writeable=False,
+        )
+        part = np.einsum("nijyx,ijx->nyx", view, rows if sw == 1 else rows[:, js])
+        total = part if total is None else total + part
+    assert total is not None
+    return total
 
 
 def depthwise_matrices(
