@@ -557,3 +557,18 @@ def test_float_coverage_graph_matches_interpreter(tmp_path: Path) -> None:
     project = build_project(g.module(*outs), tmp_path / "fcov", "fcov", vectors=10)  # type: ignore[arg-type]
     out = project.run_test()
     assert "largest float deviation" in out
+
+
+def test_compile_creates_missing_output_folders(tmp_path: Path) -> None:
+    """`-o build/kws` works in a fresh checkout (like `mkdir -p`); a file in the way is one clear error."""
+    model = str(ROOT / "examples" / "models" / "ad_autoencoder.nn")
+    out = tmp_path / "build" / "deep" / "ad"
+    res = run_tool("nnopt", "compile", model, "--target", "host", "--emit", "c", "-o", str(out))
+    assert res.code == 0, res.err
+    assert (out / "Makefile").is_file()
+    (tmp_path / "afile").write_text("x")
+    blocked = run_tool(
+        "nnopt", "compile", model, "--target", "host", "--emit", "c", "-o", str(tmp_path / "afile" / "ad")
+    )
+    assert_user_error(blocked, "is not a folder")
+    assert (tmp_path / "afile").read_text() == "x"

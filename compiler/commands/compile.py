@@ -92,9 +92,13 @@ def _check_folder(path: str) -> str:
             raise UserError(
                 f"-o '{path}' is a non-empty folder that nnopt did not generate; choose a new or empty folder"
             )
-    parent = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(parent):
-        raise UserError(f"-o '{path}': folder '{parent}' does not exist")
+    # Missing parent folders are created when the project is written (like `mkdir -p`);
+    # the closest existing ancestor must be a folder.
+    ancestor = os.path.dirname(os.path.abspath(target))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise UserError(f"-o '{path}': '{ancestor}' is not a folder")
     return target
 
 
@@ -102,6 +106,7 @@ def write_project(folder: str, files: dict[str, str]) -> None:
     """Write every file into a fresh temporary folder, then move it to `folder` in one step."""
     target = _check_folder(folder)
     parent = os.path.dirname(os.path.abspath(target))
+    os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".nnopt-c-", dir=parent)
     old: str | None = None
     try:
