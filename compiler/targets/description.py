@@ -498,10 +498,10 @@ _MEMORY_KEYS = (
 )
 
 
-def parse_target(text: str, filename: str = "<target>", default_name: str = "") -> Target:
-    """Read and validate a target description (TOML text)."""
+def load_toml(text: str, filename: str) -> dict[str, object]:
+    """Parse TOML; a syntax error becomes one `UserError` at ``file:line:col``."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)
@@ -514,6 +514,11 @@ def parse_target(text: str, filename: str = "<target>", default_name: str = "") 
         else:
             location = filename
         raise UserError(f"invalid TOML: {message}", location) from None
+
+
+def parse_target(text: str, filename: str = "<target>", default_name: str = "") -> Target:
+    """Read and validate a target description (TOML text)."""
+    data = load_toml(text, filename)
     where = _Locator(text, filename)
     top = _Reader(data, where, "", None, "target")
     top.check_unknown(_TOP_KEYS)

@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -49,7 +48,7 @@ from importlib import resources
 from typing import Any
 
 from nnopt.compiler.diagnostics import UserError
-from nnopt.compiler.targets.description import _Locator, _Reader
+from nnopt.compiler.targets.description import _Locator, _Reader, load_toml
 
 ENCODINGS = ("differential", "offset")
 """Signed-weight encodings: a pair of cells (w+ and w-), or one cell whose mid level is zero."""
@@ -528,16 +527,7 @@ def tiles_from_data(
 
 def parse_tiles(text: str, filename: str = "<tiles>", default_name: str = "") -> TileTarget:
     """Read and validate a tile target description (TOML text)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        location = filename
-        if match:
-            location = f"{filename}:{match.group(1)}:{match.group(2)}"
-            message = message[: match.start()].strip()
-        raise UserError(f"invalid TOML: {message}", location) from None
+    data = load_toml(text, filename)
     return tiles_from_data(data, filename, _Locator(text, filename), default_name)
 
 
