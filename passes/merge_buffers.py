@@ -26,6 +26,16 @@ switched off (``nn-merge-buffers{inplace-concat=false}``):
     channel concat gives strided places); the concat then copies nothing.
     Whatever already shares the input's buffer (an in-place chain feeding it, a
     nested concat) moves along, keeping its position relative to the input.
+``inplace-overlap``
+    a ``conv2d``, ``depthwise_conv2d`` (when not in place through a scratch),
+    ``max_pool2d`` or ``avg_pool2d`` whose input is dead after it writes its
+    result over the *start* of the contiguous input (kernel walks the pixels
+    forwards) or over its *end* (backwards): safe when no byte written up to
+    pixel ``p`` is read by pixel ``p`` or a later one, which bounds the offset
+    of the result relative to the input (`nnopt.passes.analysis.overlap`). The
+    buffer then holds both at different offsets and is *shaped*: each value is
+    reserved only while it lives, so a 1x1 convolution from 8 to 16 channels
+    needs ``out + 8`` bytes instead of ``in + out``.
 ``inplace-depthwise``
     (TinyEngine) a ``depthwise_conv2d`` with multiplier 1 whose input is dead
     after it, has the output's element size and is contiguous: the output takes
@@ -66,6 +76,7 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWal
 from nnopt.compiler.diagnostics import UserError
 from nnopt.dialects import nn
 from nnopt.passes.analysis.lifetimes import DEFAULT_SPACE, compute_lifetimes, executed_ops, value_name
+from nnopt.passes.analysis.overlap import WINDOW_OPS, overlap_pair_in, parts_profile, shift_of
 from nnopt.passes.analysis.places import Loc, byte_span, overlap, relocate, slice_loc
 from nnopt.passes.bufferize import bufferize_graph
 from nnopt.passes.canonicalization import nn as canonical
@@ -86,7 +97,7 @@ UNARY_INPLACE: tuple[type[Operation], ...] = (
 BINARY_INPLACE: tuple[type[Operation], ...] = (nn.AddOp, nn.SubOp, nn.MulOp)
 """Broadcasting elementwise ops: in place into an operand of the output's shape."""
 
-RULES = ("view", "elementwise", "concat", "depthwise")
+RULES = ("view", "elementwise", "concat", "depthwise", "overlap")
 _KIND_RANK = ("activation", "input", "output", "variable")
 
 
@@ -303,9 +314,21 @@ class BufferModel:
         scratch_ops: list[Operation],
         size: int,
         sign: int = 1,
+        loc: Callable[[SSAValue], Loc] | None = None,
     ) -> None:
         steps = [self.first[v] for v in members] + [self.step[op] for op in scratch_ops]
         if not steps:
+            return
+        where = loc if loc is not None else self.loc.__getitem__
+        if not scratch_ops and overlap_pair_in(members, lambda v: where(v).offset):
+            # A shaped buffer: each value takes its own bytes while it lives.
+            a = max(self.alignment, buf.align)
+            parts = []
+            for v in members:
+                lo_b, hi_b = byte_span(self.shape[v], self.eb[v], where(v))
+                parts.append((self.first[v], self.last[v], lo_b // a * a, align_up(hi_b, a)))
+            arr = live.setdefault(buf.space or DEFAULT_SPACE, np.zeros(self.nsteps, dtype=np.int64))
+            arr += sign * parts_profile(parts, self.nsteps)
             return
         lo = min(steps)
         hi = max([self.last[v] for v in members] + [self.step[op] for op in scratch_ops])
@@ -407,6 +430,56 @@ class BufferModel:
         what = f"{self._name(y)} ({op.name}) in place of {self._name(x)}, {temp} B scratch"
         yield [Merge("depthwise", op, moves, what, scratch=temp)]
 
+    def window_overlap(self, op: Operation) -> Iterator[list[Merge]]:
+        """Rule `inplace-overlap`: a window op's result over the start or the end of its dying input."""
+        if not isinstance(op, WINDOW_OPS) or not self.is_activation(op.operands[0]):
+            return
+        x, y = op.operands[0], op.results[0]
+        if x in self.protected or self.last[x] != self.step[op]:
+            return
+        lx, ly = self.loc[x], self.loc[y]
+        if not lx.contiguous or not ly.contiguous or lx.buffer == ly.buffer:
+            return
+        shift = shift_of(op)
+        assert shift is not None
+        buf, a = lx.buffer, self.alignment
+        size = self.bufs[buf].size
+        out = byte_span(self.shape[y], self.eb[y], ly)[1] - ly.offset
+        forward, reverse = lx.offset + shift.forward, lx.offset + shift.reverse
+        candidates: set[int] = set()
+        if forward < size:
+            candidates.add(forward // a * a)
+        if forward >= 0:
+            candidates.add(0)
+        if reverse < size + out:
+            candidates.add(align_up(reverse, a))
+            top = (size - out) // a * a
+            if top >= reverse:
+                candidates.add(top)
+        ranked = sorted(
+            candidates, key=lambda c: (max(size + max(0, -c), max(c, 0) + out), abs(c - lx.offset))
+        )
+        alternatives: list[Merge] = []
+        for target in ranked:
+            lift = max(0, -target)
+            moves: dict[SSAValue, Loc] = {}
+            if lift:
+                # Make room below: everything in the input's buffer moves up by `lift` bytes.
+                if self.scratch_users.get(buf):
+                    continue
+                for u in self.members[buf]:
+                    lu = self.loc[u]
+                    moves[u] = Loc(buf, lu.offset + lift, lu.strides)
+            own = self.group_moves(y, Loc(buf, target + lift))
+            if own is None:
+                continue
+            moves.update(own)
+            way = "forwards" if target - lx.offset <= shift.forward else "backwards"
+            what = f"{self._name(y)} ({op.name}, {way}) over {self._name(x)} at {target - lx.offset:+d} bytes"
+            alternatives.append(Merge("overlap", op, moves, what))
+        if alternatives:
+            yield alternatives
+
     def concat(self, op: Operation) -> Iterator[list[Merge]]:
         """Rule `inplace-concat`: inputs written straight into their slices of the output.
 
@@ -465,6 +538,16 @@ class BufferModel:
             isinstance(op, BINARY_INPLACE) and self.shape[o] == self.shape[w]
         ):
             return self.shape[o] == self.shape[w] and (same or narrower)
+        if (
+            isinstance(op, WINDOW_OPS)
+            and o is op.operands[0]
+            and lo.contiguous
+            and lw.contiguous
+            and lo.buffer == lw.buffer
+            and (shift := shift_of(op)) is not None
+            and shift.direction(lw.offset - lo.offset) is not None
+        ):
+            return True
         if isinstance(op, nn.DepthwiseConv2DOp):
             n, oh, ow, _ = self.shape[w]
             return (
@@ -554,10 +637,14 @@ class BufferModel:
             ]
             sizes[name] = max([self.bufs[name].size, *extents])
         new_live = {space: arr.copy() for space, arr in self.live.items()}
+
+        def new_loc(v: SSAValue) -> Loc:
+            return m.moves.get(v, self.loc[v])
+
         for name in touched:
             users = self.scratch_users.get(name, [])
             self._add(new_live, self.bufs[name], self.members[name], users, self.bufs[name].size, -1)
-            self._add(new_live, self.bufs[name], new_members[name], users, sizes[name])
+            self._add(new_live, self.bufs[name], new_members[name], users, sizes[name], loc=new_loc)
         # The op's scratch: its existing scratch buffer grows, or a new one appears.
         scratch_name: str | None = None
         scratch_buf: _Buf | None = None
@@ -585,7 +672,14 @@ class BufferModel:
                 worse |= bool(np.any(arr > old_arr))
             else:
                 worse |= int(arr.max()) > int(old_arr.max())
+        # A buffer is placed whole: its extent bounds the arena too (shaped buffers can exceed their live bytes).
         bound = max(int(arr.max()) for arr in new_live.values())
+        for name in touched:
+            extent = align_up(sizes[name], max(self.alignment, self.bufs[name].align))
+            old_peak = self.live.get(self.space(name))
+            if old_peak is not None and extent > int(old_peak.max()):
+                worse = True
+                bound = max(bound, extent)
         if worse and phase == "pointwise":
             return "bound", bound
 
@@ -689,6 +783,8 @@ def merge_graph(
         proposers.append(model.depthwise)
     if "concat" in rules:
         proposers.append(model.concat)
+    if "overlap" in rules:
+        proposers.append(model.window_overlap)
     report = MergeReport(graph.sym_name.data, before, rewritten, {}, n_before, 0, rewrites)
     # Rounds until nothing changes: a later sharing can lower the step that made an
     # earlier one raise the peak (and a fixpoint makes the pass idempotent).
@@ -720,7 +816,7 @@ def merge_graph(
 
 @dataclass(frozen=True)
 class MergeBuffersPass(ModulePass):
-    """Share buffers in place (views, elementwise, concat slices, depthwise) without raising the peak."""
+    """Share buffers in place (views, elementwise, concat slices, depthwise, window overlap) without raising the peak."""
 
     name = "nn-merge-buffers"
 
@@ -732,6 +828,8 @@ class MergeBuffersPass(ModulePass):
     """Concat inputs are written straight into their slice of the output."""
     inplace_depthwise: bool = True
     """Depthwise convolutions (multiplier 1) overwrite their input through a one-channel scratch."""
+    inplace_overlap: bool = True
+    """Convolutions and pools write their result partly over their input, walking pixels in order."""
     fold_pad: bool = True
     """Fold zero pads on H/W into the convolution that reads them."""
     fold_chains: bool = True
@@ -744,10 +842,14 @@ class MergeBuffersPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.alignment <= 0 or self.alignment & (self.alignment - 1):
             raise UserError(f"nn-merge-buffers: alignment must be a power of two, got {self.alignment}")
-        flags = (self.views, self.inplace_elementwise, self.inplace_concat, self.inplace_depthwise)
-        rules = tuple(
-            r for r, on in zip(("view", "elementwise", "concat", "depthwise"), flags, strict=True) if on
+        flags = (
+            self.views,
+            self.inplace_elementwise,
+            self.inplace_concat,
+            self.inplace_depthwise,
+            self.inplace_overlap,
         )
+        rules = tuple(r for r, on in zip(RULES, flags, strict=True) if on)
         for graph in [g for g in op.walk() if isinstance(g, nn.GraphOp)]:
             result = merge_graph(
                 graph,

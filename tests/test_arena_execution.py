@@ -167,7 +167,7 @@ def test_a_broken_plan_corrupts_outputs_without_the_checks() -> None:
     lifetimes = {iv.name: iv for iv in compute_lifetimes(graph).buffers}
     # `a` (the cheap path) is live while the wide path runs: put the wide path's first
     # buffer on top of it.
-    by_name = {iv.values[0]: iv.name for iv in lifetimes.values() if iv.values}
+    by_name = {v: iv.name for iv in lifetimes.values() for v in iv.values}
     _clobber(graph, by_name["a"], by_name["b_red"])
     with pytest.raises(ArenaError, match="a was overwritten while still live"):
         run_planned(graph, inputs)

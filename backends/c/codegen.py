@@ -275,6 +275,8 @@ class KernelContext:
     needs_math: bool = False
     const_space: str = "flash"
     """Where tables derived by this layer go (the space of its weights)."""
+    reverse: bool = False
+    """Walk the output pixels backwards (a window op whose result overlaps the end of its input)."""
 
     def pointer(self, var: str, acc: Access, writable: bool = False) -> str:
         """Declare `var` pointing at `acc`'s first element; returns `var`."""

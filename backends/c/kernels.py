@@ -47,6 +47,7 @@ from nnopt.compiler.diagnostics import UserError, op_error
 from nnopt.dialects import nn, qparams
 from nnopt.dialects import qmath as qm
 from nnopt.dialects.quant import UniformQuantizedType
+from nnopt.passes.analysis.overlap import shift_of
 
 Emitter = Callable[[KernelContext], None]
 
@@ -157,6 +158,38 @@ def _check_elementwise_alias(k: KernelContext, *inputs: Access) -> None:
             f"writes its result partly over an input (arena '{out.space}' bytes {out.byte_range()} "
             f"and {acc.byte_range()}) in a way an elementwise loop cannot run in place",
         )
+
+
+def _window_alias(k: KernelContext) -> None:
+    """Allow a convolution/pool result over its input when a pixel walk makes it safe.
+
+    Forwards when the result sits low enough, backwards (``k.reverse``) when it
+    sits high enough, as `nnopt.passes.analysis.overlap` bounds it; anything
+    else in between is a planning error.
+    """
+    x, y = k.layer.inputs[0], k.layer.output
+    _check_no_alias(k, *k.layer.inputs[1:])
+    if not y.overlaps(x):
+        return
+    shift = shift_of(k.layer.op)
+    if shift is not None and x.contiguous and y.contiguous:
+        way = shift.direction(y.offset - x.offset)
+        if way is not None:
+            k.reverse = way == "reverse"
+            return
+    raise _err(
+        k,
+        f"writes its result over its input (arena '{y.space}' bytes {y.byte_range()} and "
+        f"{x.byte_range()}) where no pixel order keeps the unread input intact",
+    )
+
+
+def _pixel_loop(k: KernelContext, var: str, count: int) -> None:
+    """A loop over output pixels (batch, row or column), backwards when ``k.reverse``."""
+    if k.reverse:
+        k.code.open(f"for (int {var} = {count} - 1; {var} >= 0; --{var})")
+    else:
+        k.code.loop(var, count)
 
 
 def _elementwise(
@@ -440,10 +473,10 @@ def _conv2d_patch(k: KernelContext) -> bool:
         c.close()
     pads_reachable = any(win.pads) or _interior(oh, h_, kh, sh, dh, pt) != (0, oh)
     pads_reachable = pads_reachable or _interior(ow, w_, kw, sw, dw, pl) != (0, ow)
-    c.loop("n", n_)
-    c.loop("oy", oh)
+    _pixel_loop(k, "n", n_)
+    _pixel_loop(k, "oy", oh)
     c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
-    c.loop("ox", ow)
+    _pixel_loop(k, "ox", ow)
     c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
     if groups > 1:
         c.loop("g", groups)
@@ -585,10 +618,10 @@ def _conv2d_float(k: KernelContext) -> bool:
     k.pointer("y", y_acc, writable=True)
     c(f"float patch[{kk}];")
     c(f"float acc[{min(cout_g, FLOAT_BLOCK)}];")
-    c.loop("n", n_)
-    c.loop("oy", oh)
+    _pixel_loop(k, "n", n_)
+    _pixel_loop(k, "oy", oh)
     c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
-    c.loop("ox", ow)
+    _pixel_loop(k, "ox", ow)
     c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
     c.loop("g", groups)
     c.loop("ky", kh)
@@ -630,7 +663,7 @@ def conv2d(k: KernelContext) -> None:
     """Convolution (grouped, dilated, padded, strided) in int or float."""
     op = k.layer.op
     assert isinstance(op, nn.Conv2DOp)
-    _check_no_alias(k, *k.layer.inputs)
+    _window_alias(k)
     if _quantized(k) and _conv2d_patch(k):
         return
     if not _quantized(k) and _conv2d_float(k):
@@ -638,7 +671,6 @@ def conv2d(k: KernelContext) -> None:
     x_acc, w_acc = k.layer.inputs[0], k.layer.inputs[1]
     b_acc = k.layer.inputs[2] if len(k.layer.inputs) > 2 else None
     y_acc = k.layer.output
-    _check_no_alias(k, *k.layer.inputs)
     win = window_of(op)
     n_, h_, w_, c_ = x_acc.shape
     cout, kh, kw, cg = w_acc.shape
@@ -802,12 +834,12 @@ def conv2d(k: KernelContext) -> None:
         c.close()
 
     if n_ > 1:
-        c.loop("n", n_)
+        _pixel_loop(k, "n", n_)
     else:
         c("const int n = 0;")
-    c.loop("oy", oh)
+    _pixel_loop(k, "oy", oh)
     c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
-    c.loop("ox", ow)
+    _pixel_loop(k, "ox", ow)
     c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
     if use_fast and all_interior:
         fast_body()
@@ -846,10 +878,12 @@ def depthwise_conv2d(k: KernelContext) -> None:
     dh, dw = win.dilations
     pt, _, pl, _ = win.pads
     quant = _quantized(k)
-    in_place = y_acc.overlaps(x_acc)
+    in_place = y_acc.overlaps(x_acc) and k.layer.scratch is not None
     if in_place:
         _check_in_place_depthwise(k, x_acc, y_acc, mult)
-    _check_no_alias(k, *k.layer.inputs[1:])
+        _check_no_alias(k, *k.layer.inputs[1:])
+    else:
+        _window_alias(k)
     c = k.code
     wide = False
     zx = 0
@@ -979,13 +1013,13 @@ def depthwise_conv2d(k: KernelContext) -> None:
 
     cb = _channel_block(co)
     if n_ > 1:
-        c.loop("n", n_)
+        _pixel_loop(k, "n", n_)
     else:
         c("const int n = 0;")
-    c.loop("oy", oh)
+    _pixel_loop(k, "oy", oh)
     c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
     _tap_range(k, "ky0", "ky1", "iy0", kh, dh, h_)
-    c.loop("ox", ow)
+    _pixel_loop(k, "ox", ow)
     c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
     _tap_range(k, "kx0", "kx1", "ix0", kw, dw, w_)
     if cb == co:
@@ -1311,7 +1345,7 @@ def pool2d(k: KernelContext) -> None:
     assert isinstance(op, nn.MaxPool2DOp | nn.AvgPool2DOp)
     is_max = isinstance(op, nn.MaxPool2DOp)
     x_acc, y_acc = k.layer.inputs[0], k.layer.output
-    _check_no_alias(k, x_acc)
+    _window_alias(k)
     quant = _quantized(k)
     mode = _mode(k) if quant else ""
     if quant and not is_max and mode == "onnx_rint":
@@ -1339,13 +1373,13 @@ def pool2d(k: KernelContext) -> None:
             k.needs_math = True
     cb = _channel_block(c_)
     if n_ > 1:
-        c.loop("n", n_)
+        _pixel_loop(k, "n", n_)
     else:
         c("const int n = 0;")
-    c.loop("oy", oh)
+    _pixel_loop(k, "oy", oh)
     c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
     _tap_range(k, "ky0", "ky1", "iy0", kh, 1, h_)
-    c.loop("ox", ow)
+    _pixel_loop(k, "ox", ow)
     c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
     _tap_range(k, "kx0", "kx1", "ix0", kw, 1, w_)
     if not is_max:
@@ -1428,11 +1462,11 @@ def _float_sim_pool(k: KernelContext) -> None:
     k.pointer("x", x_acc)
     k.pointer("y", y_acc, writable=True)
     xs, ys = x_acc.strides, y_acc.strides
-    c.loop("n", n_)
-    c.loop("oy", oh)
+    _pixel_loop(k, "n", n_)
+    _pixel_loop(k, "oy", oh)
     c(f"const int iy0 = {lin([('oy', sh)], -pt)};")
     _tap_range(k, "ky0", "ky1", "iy0", kh, 1, h_)
-    c.loop("ox", ow)
+    _pixel_loop(k, "ox", ow)
     c(f"const int ix0 = {lin([('ox', sw)], -pl)};")
     _tap_range(k, "kx0", "kx1", "ix0", kw, 1, w_)
     c("const int cnt = (ky1 > ky0 ? ky1 - ky0 : 0) * (kx1 > kx0 ? kx1 - kx0 : 0);")

@@ -19,9 +19,11 @@ Two checks make such bugs loud instead of merely wrong (``check=True``):
   place the way a C kernel would: each access is given a time (an
   elementwise op reads element ``i`` then writes element ``i``; softmax works
   row by row; a depthwise convolution with multiplier 1 channel by channel
-  through its scratch; a concat copies input ``k`` into slice ``k``; every other
-  op reads everything while it writes), and a byte written before its last
-  read is an in-place hazard (`ArenaError`). Scratch memory is filled with a
+  through its scratch; a concat copies input ``k`` into slice ``k``; a
+  convolution or pool without scratch pixel by pixel, forwards or backwards,
+  see `nnopt.passes.analysis.overlap`; every other op reads everything while
+  it writes), and a byte written before its last read is an in-place hazard
+  (`ArenaError`). Scratch memory is filled with a
   second pattern before each op that has one, as a kernel would use it.
 """
 
@@ -37,6 +39,8 @@ from nnopt.backends.numpy.arrays import const_value, element_dtype
 from nnopt.backends.numpy.interpreter import DumpHook, _bind_inputs, make_kernel, select_graph, value_names
 from nnopt.compiler.diagnostics import UserError, op_location
 from nnopt.dialects import nn
+from nnopt.passes.analysis.overlap import WINDOW_OPS
+from nnopt.passes.analysis.overlap import access_times as window_access_times
 from nnopt.passes.analysis.places import Loc, byte_addresses, byte_span
 
 CANARY = 0xA5
@@ -185,6 +189,7 @@ def check_in_place(op: Operation, arenas: _Arenas, names: dict[SSAValue, str]) -
     if not overlapping:
         return
     times = access_times(op)
+    windowed = isinstance(op, WINDOW_OPS) and scratch is None
     for k in overlapping:
         o = op.operands[k]
         _, loc = arenas.place(o)
@@ -193,15 +198,23 @@ def check_in_place(op: Operation, arenas: _Arenas, names: dict[SSAValue, str]) -
         read_bytes = byte_addresses(nn.shape_of(o), eb, loc)
         base = min(int(write_bytes.min()), int(read_bytes.min()))
         span = max(int(write_bytes.max()), int(read_bytes.max())) - base + 1
-        if times is None:
+        orders: list[tuple[np.ndarray, np.ndarray]] = []
+        if windowed and k == 0:
+            # A sliding-window kernel walks its pixels forwards or backwards: either must be clean.
+            orders = [window_access_times(op, reverse) for reverse in (False, True)]
+        elif times is not None:
+            orders = [(times[0], times[1][k])]
+        if not orders:
             clash = np.zeros(span, dtype=bool)
             clash[write_bytes - base] = True
             hazard = bool(clash[read_bytes - base].any())
         else:
-            written = np.full(span, np.iinfo(np.int64).max, dtype=np.int64)
-            written[write_bytes - base] = np.repeat(times[0].reshape(-1), out_eb)
-            read = np.repeat(np.ascontiguousarray(times[1][k]).reshape(-1), eb)
-            hazard = bool(np.any(written[read_bytes - base] < read))
+            hazard = True
+            for write_t, read_t in orders:
+                written = np.full(span, np.iinfo(np.int64).max, dtype=np.int64)
+                written[write_bytes - base] = np.repeat(np.ascontiguousarray(write_t).reshape(-1), out_eb)
+                read = np.repeat(np.ascontiguousarray(read_t).reshape(-1), eb)
+                hazard = hazard and bool(np.any(written[read_bytes - base] < read))
         if hazard:
             raise ArenaError(
                 f"{op.name} writes {names[result]} over {names[o]} before it has read it "

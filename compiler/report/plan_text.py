@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nnopt.passes.analysis.overlap import union_bytes
 from nnopt.passes.planning.problem import Buffer, Plan
 
 ORDINALS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -36,6 +37,14 @@ class Row:
     first: int
     last: int
     kind: str
+    parts: tuple[tuple[int, int, int, int], ...] = ()
+    """A shaped buffer's live parts ``(first, last, start, end)``, bytes relative to `offset`."""
+
+    def spans_at(self, step: int) -> list[tuple[int, int]]:
+        """Arena byte ranges the buffer holds at `step`."""
+        if not self.parts:
+            return [(self.offset, self.end)] if self.first <= step <= self.last else []
+        return [(self.offset + s, self.offset + e) for f, last, s, e in self.parts if f <= step <= last]
 
     @property
     def end(self) -> int:
@@ -104,6 +113,7 @@ class SpaceReport:
                     b.first,
                     b.last,
                     b.kind,
+                    tuple((lo, hi - 1, s, e) for lo, hi, s, e in b.rects()) if b.shaped else (),
                 )
             )
         return rows
@@ -182,7 +192,11 @@ def buffer_table(rep: SpaceReport, name_width: int = 32, values_width: int = 48)
 
 def _segments(rep: SpaceReport) -> list[tuple[int, int]]:
     """Maximal step ranges ``[a, b)`` over which the set of live buffers does not change."""
-    points = sorted({b.lower for b in rep.buffers} | {b.upper for b in rep.buffers})
+    points = sorted(
+        {b.lower for b in rep.buffers}
+        | {b.upper for b in rep.buffers}
+        | {t for b in rep.buffers for lo, hi, _, _ in (b.rects() if b.shaped else []) for t in (lo, hi)}
+    )
     return list(itertools.pairwise(points))
 
 
@@ -221,18 +235,20 @@ def timeline(rep: SpaceReport, width: int = 80, max_rows: int = 100) -> str:
         live_bytes = 0
         unseen = []
         for r, _ in by_row:
-            if r.first > a or r.last < a:
+            spans = r.spans_at(a)
+            if not spans:
                 continue
-            live_bytes += r.padded
-            lo = r.offset * width / arena
-            hi = r.end * width / arena
+            live_bytes += union_bytes(spans)
             marked = False
-            for c in range(int(lo), min(int(hi) + 1, width)):
-                if lo <= c + 0.5 < hi:
-                    line[c] = r.letter
-                    marked = True
+            for start, end in spans:
+                lo = start * width / arena
+                hi = end * width / arena
+                for c in range(int(lo), min(int(hi) + 1, width)):
+                    if lo <= c + 0.5 < hi:
+                        line[c] = r.letter
+                        marked = True
             if not marked:
-                unseen.append((r, int(lo)))
+                unseen.append((r, int(spans[0][0] * width / arena)))
         for r, c in unseen:
             c = min(c, width - 1)
             if line[c] == ".":
@@ -287,6 +303,15 @@ def space_json(rep: SpaceReport) -> dict[str, Any]:
                 "first": b.first,
                 "last": b.last,
                 "kind": b.kind,
+                **(
+                    {
+                        "parts": [
+                            {"first": lo, "last": hi - 1, "start": s, "end": e} for lo, hi, s, e in b.rects()
+                        ]
+                    }
+                    if b.shaped
+                    else {}
+                ),
             }
             for b, off in zip(rep.buffers, rep.plan.offsets, strict=True)
         ],

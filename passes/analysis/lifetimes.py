@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 
 from nnopt.dialects import nn
+from nnopt.passes.analysis.overlap import overlap_pair_in
+from nnopt.passes.analysis.places import Loc, byte_span
 from nnopt.passes.planning.problem import Buffer, Problem
 
 DEFAULT_SPACE = "sram"
@@ -36,6 +38,8 @@ class Interval:
     kind: str = "activation"
     buffer: str | None = None
     values: tuple[str, ...] = ()
+    parts: tuple[tuple[int, int, int, int], ...] = ()
+    """A shaped buffer's values as ``(first, last, start byte, end byte)``: each reserved only while live."""
 
     @property
     def length(self) -> int:
@@ -69,6 +73,7 @@ class Lifetimes:
                 max(alignment, self.alignments.get(iv.name, 1)),
                 kind=iv.kind,
                 values=iv.values,
+                parts=tuple((f, last + 1, lo, hi) for f, last, lo, hi in iv.parts),
             )
             for iv in self.intervals()
             if space is None or self.spaces.get(iv.name, DEFAULT_SPACE) == space
@@ -140,7 +145,7 @@ def compute_lifetimes(graph: nn.GraphOp) -> Lifetimes:
         return last
 
     values: list[Interval] = []
-    placed: list[tuple[Interval, nn.PlaceAttr]] = []
+    placed: list[tuple[Interval, nn.PlaceAttr, SSAValue]] = []
     names: set[str] = set()
     output_names = dict(zip(graph.output.values, graph.output_names(), strict=True))
 
@@ -173,7 +178,7 @@ def compute_lifetimes(graph: nn.GraphOp) -> Lifetimes:
         )
         values.append(iv)
         if place is not None:
-            placed.append((iv, place))
+            placed.append((iv, place, value))
 
     for i, arg in enumerate(graph.block.args):
         add(arg, 0, f"input{i}")
@@ -197,7 +202,10 @@ def compute_lifetimes(graph: nn.GraphOp) -> Lifetimes:
     hull: dict[str, list[int]] = {}
     members: dict[str, list[str]] = {}
     kinds: dict[str, str] = {}
-    for iv, place in placed:
+    by_buffer: dict[str, list[tuple[Interval, nn.PlaceAttr, SSAValue]]] = {}
+    for iv, place, value in placed:
+        by_buffer.setdefault(place.buffer.data, []).append((iv, place, value))
+    for iv, place, _ in placed:
         name = place.buffer.data
         lo_hi = hull.setdefault(name, [iv.first, iv.last])
         lo_hi[0] = min(lo_hi[0], iv.first)
@@ -219,8 +227,20 @@ def compute_lifetimes(graph: nn.GraphOp) -> Lifetimes:
             continue  # a buffer nothing lives in takes no memory
         lo, hi = hull[name]
         kind = buf.kind.data if buf.kind.data in ("scratch", "overlay") else kinds.get(name, buf.kind.data)
+        group = by_buffer.get(name, [])
+        offsets = {value: place.offset.data for _, place, value in group}
+        parts: tuple[tuple[int, int, int, int], ...] = ()
+        if overlap_pair_in(offsets, offsets.__getitem__):
+            parts = tuple(
+                (
+                    iv.first,
+                    iv.last,
+                    *byte_span(nn.shape_of(value), nn.element_bytes(nn.elem_of(value)), Loc.of(place)),
+                )
+                for iv, place, value in group
+            )
         lifetimes.buffers.append(
-            Interval(name, buf.size.data, lo, hi, kind, name, tuple(members.get(name, ())))
+            Interval(name, buf.size.data, lo, hi, kind, name, tuple(members.get(name, ())), parts)
         )
         lifetimes.alignments[name] = buf.align.data
         if buf.space.data:

@@ -74,6 +74,41 @@ def place_in_order(problem: Problem, order: Sequence[int], best_fit: bool = Fals
     return offsets, height
 
 
+def place_shaped(problem: Problem, order: Sequence[int]) -> tuple[list[int], int]:
+    """First-fit placement of (possibly shaped) buffers in `order`, rectangle by rectangle.
+
+    A buffer goes to the lowest aligned offset where none of its live parts
+    meets a part of an already placed buffer that is live at the same time.
+    Pinned buffers are placed first. Pure Python: used when a problem has
+    shaped buffers, which the C allocators only see as whole rectangles.
+    """
+    bs = problem.buffers
+    rects = [b.rects() for b in bs]
+    placed: list[tuple[int, int, int, int]] = []  # absolute (lower, upper, start, end)
+    offsets = [0] * len(bs)
+    height = 0
+    pinned = [i for i in range(len(bs)) if bs[i].offset is not None]
+    for i in pinned + [i for i in order if bs[i].offset is None]:
+        b = bs[i]
+        if b.offset is not None:
+            base = b.offset
+        else:
+            forbidden: list[tuple[int, int]] = []
+            for lo, hi, s, e in rects[i]:
+                for plo, phi, ps, pe in placed:
+                    if plo < hi and lo < phi:
+                        forbidden.append((ps - e, pe - s))  # base strictly between is a clash
+            forbidden.sort()
+            base = 0
+            for lo_b, hi_b in forbidden:  # sorted by start, so one sweep finds the lowest free base
+                if lo_b < base < hi_b:
+                    base = align_up(hi_b, b.alignment)
+        offsets[i] = base
+        placed.extend((lo, hi, base + s, base + e) for lo, hi, s, e in rects[i])
+        height = max(height, base + b.padded_size)
+    return offsets, height
+
+
 # --------------------------------------------------------------------------
 # Greedy orders
 # --------------------------------------------------------------------------
@@ -146,10 +181,17 @@ def greedy_portfolio(problem: Problem) -> tuple[list[int], int, str, list[int], 
     """Run every order with both placements; returns (offsets, arena, name, order, all results)."""
     results: dict[str, int] = {}
     best: tuple[list[int], int, str, list[int]] | None = None
+    shaped = any(b.shaped for b in problem.buffers)
     for name, order in greedy_orders(problem).items():
         for best_fit in (False, True):
             offsets, height = place_in_order(problem, order, best_fit)
             label = f"{name}-{'bf' if best_fit else 'ff'}"
+            results[label] = height
+            if best is None or height < best[1]:
+                best = (offsets, height, label, order)
+        if shaped:
+            offsets, height = place_shaped(problem, order)
+            label = f"{name}-shaped"
             results[label] = height
             if best is None or height < best[1]:
                 best = (offsets, height, label, order)
@@ -317,9 +359,13 @@ def portfolio(problem: Problem, options: Options) -> Plan:
     stats: dict[str, object] = {"greedy": results, "best_greedy": label, "greedy_arena": arena}
     algorithm = f"greedy {label}"
     pinned = any(b.offset is not None for b in problem.buffers)
-    exact = options.exact and not pinned and len(problem) <= EXACT_MAX_BUFFERS
+    shaped = any(b.shaped for b in problem.buffers)
+    exact = options.exact and not pinned and not shaped and len(problem) <= EXACT_MAX_BUFFERS
     if pinned:
         stats["exact"] = "skipped: pinned buffers"
+    elif shaped:
+        # The C searches see shaped buffers as whole rectangles: their proofs would not hold.
+        stats["exact"] = "skipped: shaped buffers"
     elif len(problem) > EXACT_MAX_BUFFERS:
         stats["exact"] = f"skipped: more than {EXACT_MAX_BUFFERS} buffers"
     proven_lower, soft = lower, lower
@@ -335,7 +381,7 @@ def portfolio(problem: Problem, options: Options) -> Plan:
             proven_lower = soft = lower + 1
         else:
             soft = lower + 1
-    if arena > proven_lower and options.local_search:
+    if arena > proven_lower and options.local_search and not shaped:
         # A fixed iteration budget keeps plans identical for a seed; the deadline only
         # cuts it short when the time limit is too small for it.
         iterations = min(3000, max(100, 400_000 // len(problem)))

@@ -263,7 +263,13 @@ class Placer:
                 continue
             first = 0 if iv.first == 0 and iv.kind in ("input", "variable") else op_index[iv.first]
             align = max(16, self.lifetimes.alignments.get(iv.name, 1), memory.alignment)
-            items.append(Buffer(iv.name, iv.size, first, op_index[iv.last] + 1, align, kind=iv.kind))
+            parts = tuple(
+                (first if f == iv.first else op_index[f], op_index[last] + 1, lo, hi)
+                for f, last, lo, hi in iv.parts
+            )
+            items.append(
+                Buffer(iv.name, iv.size, first, op_index[iv.last] + 1, align, kind=iv.kind, parts=parts)
+            )
         for ov in overlays:
             if ov.space == memory.name:
                 align = max(16, memory.alignment)

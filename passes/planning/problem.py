@@ -5,6 +5,14 @@ in schedule steps (MiniMalloc's convention; a tensor produced by op ``i`` and
 last read by op ``j`` lives on ``[i, j + 1)``). Two buffers conflict when their
 lifetimes intersect; a plan gives each buffer an offset so that conflicting
 buffers never share a byte. The arena is the highest byte used.
+
+A *shaped* buffer (in-place sharing at different offsets, see
+nn-merge-buffers' ``inplace-overlap``) lists `parts`: rectangles
+``(lower, upper, start, end)`` relative to its offset, one per value it holds.
+Its bytes are reserved only where and when a part is live, so another buffer
+may use the gap a dead part leaves; the lower bound counts the union of the
+live parts. Allocators that ignore parts treat the buffer as its whole
+rectangle, which is always a valid (if looser) placement.
 """
 
 from __future__ import annotations
@@ -42,6 +50,19 @@ class Buffer:
     offset: int | None = None
     kind: str = "activation"
     values: tuple[str, ...] = ()
+    parts: tuple[tuple[int, int, int, int], ...] = ()
+
+    @property
+    def shaped(self) -> bool:
+        """True when the buffer lists parts (reserved only while each is live)."""
+        return bool(self.parts)
+
+    def rects(self) -> list[tuple[int, int, int, int]]:
+        """``(lower, upper, start, end)`` rectangles relative to the offset, padded to the alignment."""
+        if not self.parts:
+            return [(self.lower, self.upper, 0, self.padded_size)]
+        a = self.alignment
+        return [(lo, hi, s // a * a, min(align_up(e, a), self.padded_size)) for lo, hi, s, e in self.parts]
 
     @property
     def first(self) -> int:
@@ -90,6 +111,15 @@ class Problem:
         """(step, bytes live from that step on) at every change, using padded sizes."""
         events: dict[int, int] = {}
         for b in self.buffers:
+            if b.shaped:
+                rects = b.rects()
+                prev = 0
+                for t in range(b.lower, b.upper + 1):
+                    used = _union((s, e) for lo, hi, s, e in rects if lo <= t < hi) if t < b.upper else 0
+                    if used != prev:
+                        events[t] = events.get(t, 0) + used - prev
+                        prev = used
+                continue
             events[b.lower] = events.get(b.lower, 0) + b.padded_size
             events[b.upper] = events.get(b.upper, 0) - b.padded_size
         profile: list[tuple[int, int]] = []
@@ -141,6 +171,16 @@ class Plan:
         return self.arena_bytes / self.lower_bound - 1 if self.lower_bound else 0.0
 
 
+def _union(spans: Iterable[tuple[int, int]]) -> int:
+    total, end = 0, None
+    for lo, hi in sorted(spans):
+        if end is None or lo >= end:
+            total, end = total + hi - lo, hi
+        elif hi > end:
+            total, end = total + hi - end, hi
+    return total
+
+
 class PlanError(Exception):
     """A plan that breaks a rule (raised by `verify_plan`)."""
 
@@ -167,6 +207,9 @@ def verify_plan(problem: Problem, offsets: Sequence[int], capacity: int | None =
             raise PlanError(f"buffer '{b.name}' is pinned at {b.offset} but placed at {off}")
         if cap is not None and off + b.padded_size > cap:
             raise PlanError(f"buffer '{b.name}' ends at {off + b.padded_size}, beyond the capacity {cap}")
+    if any(b.shaped for b in buffers):
+        _verify_rects(buffers, offsets)
+        return
     events = sorted(
         [(b.upper, 0, i) for i, b in enumerate(buffers)] + [(b.lower, 1, i) for i, b in enumerate(buffers)]
     )
@@ -189,6 +232,26 @@ def verify_plan(problem: Problem, offsets: Sequence[int], capacity: int | None =
                         f"and '{b.name}' (steps {b.first}-{b.last}, bytes {offsets[other]}-{offsets[other] + b.padded_size}) overlap"
                     )
         keys.insert(pos, key)
+
+
+def _verify_rects(buffers: Sequence[Buffer], offsets: Sequence[int]) -> None:
+    """Pairwise check of the live rectangles of different buffers (shaped problems)."""
+    rects = sorted(
+        (lo, hi, off + s, off + e, i)
+        for i, (b, off) in enumerate(zip(buffers, offsets, strict=True))
+        for lo, hi, s, e in b.rects()
+    )
+    active: list[tuple[int, int, int, int, int]] = []
+    for r in rects:
+        active = [a for a in active if a[1] > r[0]]
+        for a in active:
+            if a[4] != r[4] and a[2] < r[3] and r[2] < a[3]:
+                x, y = buffers[a[4]], buffers[r[4]]
+                raise PlanError(
+                    f"buffers '{x.name}' (steps {a[0]}-{a[1] - 1}, bytes {a[2]}-{a[3]}) and "
+                    f"'{y.name}' (steps {r[0]}-{r[1] - 1}, bytes {r[2]}-{r[3]}) overlap"
+                )
+        active.append(r)
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // RUN: nnopt-opt %s -p nn-fold-pad --split-input-file | filecheck %s
-// RUN: nnopt-opt %s -p nn-merge-buffers --split-input-file | filecheck %s --check-prefix=MERGE
-// RUN: nnopt-opt %s -p 'nn-merge-buffers{report=true}' --split-input-file 2>&1 >/dev/null | filecheck %s --check-prefix=REPORT
+// RUN: nnopt-opt %s -p 'nn-merge-buffers{inplace-overlap=false}' --split-input-file | filecheck %s --check-prefix=MERGE
+// RUN: nnopt-opt %s -p 'nn-merge-buffers{report=true inplace-overlap=false}' --split-input-file 2>&1 >/dev/null | filecheck %s --check-prefix=REPORT
 
 // A zero pad on H/W folds into the convolution's explicit padding: SAME on the
 // padded 6x6 input with stride 2 is (0, 1, 0, 1); the pad adds (1, 0, 0, 1).
