@@ -780,38 +780,14 @@ def conv2d(k: KernelContext) -> None:
             if kh > 1:
                 c.close()
         else:
-            c.loop("ky", kh)
-            c.loop("kx", kw)
-            c.loop("ci", cg)
-            xe = lin(
-                [
-                    ("n", xs[0]),
-                    ("iy0", xs[1]),
-                    ("ky", dh * xs[1]),
-                    ("ix0", xs[2]),
-                    ("kx", dw * xs[2]),
-                    ("ci", xs[3]),
-                ]
-            )
-            if groups > 1:
-                xe += f" + g * {cg * xs[3]}"
-            we = lin([("oc", kh * kw * cg), ("ky", kw * cg), ("kx", cg), ("ci", 1)])
-            c(prod(f"x[{xe}]", f"w[{we}]", quant))
-            c.close()
-            c.close()
-            c.close()
+            taps((kh,), (kw,), quant)
         store("acc", f"y[{y_index}]")
         c.close()
 
-    def border_body() -> None:
-        _tap_range(k, "ky0", "ky1", "iy0", kh, dh, h_)
-        _tap_range(k, "kx0", "kx1", "ix0", kw, dw, w_)
-        c.loop("oc", cout)
-        if groups > 1:
-            c(f"const int g = oc / {cout_g};")
-        c(init(False))
-        c.loop("ky", "ky1", "ky0")
-        c.loop("kx", "kx1", "kx0")
+    def taps(ky: tuple[int | str, ...], kx: tuple[int | str, ...], folded: bool) -> None:
+        """The accumulation over the window taps ``ky``/``kx`` (loop bounds) and input channels."""
+        c.loop("ky", *ky)
+        c.loop("kx", *kx)
         c.loop("ci", cg)
         xe = lin(
             [
@@ -826,10 +802,19 @@ def conv2d(k: KernelContext) -> None:
         if groups > 1:
             xe += f" + g * {cg * xs[3]}"
         we = lin([("oc", kh * kw * cg), ("ky", kw * cg), ("kx", cg), ("ci", 1)])
-        c(prod(f"x[{xe}]", f"w[{we}]", False))
+        c(prod(f"x[{xe}]", f"w[{we}]", folded))
         c.close()
         c.close()
         c.close()
+
+    def border_body() -> None:
+        _tap_range(k, "ky0", "ky1", "iy0", kh, dh, h_)
+        _tap_range(k, "kx0", "kx1", "ix0", kw, dw, w_)
+        c.loop("oc", cout)
+        if groups > 1:
+            c(f"const int g = oc / {cout_g};")
+        c(init(False))
+        taps(("ky1", "ky0"), ("kx1", "kx0"), False)
         store("acc", f"y[{y_index}]")
         c.close()
 
