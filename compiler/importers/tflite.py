@@ -686,31 +686,15 @@ def _window_props(imp: _Importer, op: RawOperator) -> dict[str, Attribute]:
     return props
 
 
-@_handles("CONV_2D")
+@_handles("CONV_2D", "DEPTHWISE_CONV_2D")
 def _conv2d(imp: _Importer, op: RawOperator) -> None:
     imp.arity(op, 2, 3)
     x = imp.input(op, 0)
     w = imp.weight(op, 1, x)
     b = imp.optional_input(op, 2)
+    cls = nn.Conv2DOp if op.opname == "CONV_2D" else nn.DepthwiseConv2DOp
     imp.emit(
-        op,
-        nn.Conv2DOp(
-            operands=[x, w, b], result_types=[imp.output_type(op)], properties=_window_props(imp, op)
-        ),
-    )
-
-
-@_handles("DEPTHWISE_CONV_2D")
-def _depthwise(imp: _Importer, op: RawOperator) -> None:
-    imp.arity(op, 2, 3)
-    x = imp.input(op, 0)
-    w = imp.weight(op, 1, x)
-    b = imp.optional_input(op, 2)
-    imp.emit(
-        op,
-        nn.DepthwiseConv2DOp(
-            operands=[x, w, b], result_types=[imp.output_type(op)], properties=_window_props(imp, op)
-        ),
+        op, cls(operands=[x, w, b], result_types=[imp.output_type(op)], properties=_window_props(imp, op))
     )
 
 
