@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from importlib import resources
 
-from nnopt.compiler.diagnostics import UserError
 from nnopt.compiler.targets.description import (
     MEMORY_KINDS,
     NON_VOLATILE_KINDS,
@@ -26,6 +24,10 @@ from nnopt.compiler.targets.description import (
     Processor,
     Target,
     parse_target,
+    preset_file_text,
+    preset_files,
+    read_description,
+    resolve_description,
 )
 
 __all__ = [
@@ -44,13 +46,12 @@ __all__ = [
 
 def preset_names() -> list[str]:
     """Names of the shipped target presets, sorted."""
-    folder = resources.files(__name__)
-    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    return preset_files(__name__)
 
 
 def preset_text(name: str) -> str:
     """The TOML text of a shipped preset."""
-    return resources.files(__name__).joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return preset_file_text(__name__, name)
 
 
 @lru_cache(maxsize=64)
@@ -60,13 +61,7 @@ def _load_preset(name: str) -> Target:
 
 @lru_cache(maxsize=64)
 def _load_file(path: str, absolute: str, mtime: float) -> Target:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise UserError(f"cannot read target description '{path}': {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"target description '{path}' is not UTF-8 text") from None
+    text = read_description(path, "target description")
     default = os.path.splitext(os.path.basename(path))[0]
     return parse_target(text, path, default_name=default)
 
@@ -79,14 +74,11 @@ def load_target(spec: str | Target) -> Target:
     """
     if isinstance(spec, Target):
         return spec
-    text = spec.strip()
-    if not text:
-        raise UserError("no target given (a preset name or a .toml file)")
-    if text.endswith(".toml") or os.sep in text or "/" in text:
-        if not os.path.isfile(text):
-            raise UserError(f"target description '{text}' not found")
-        return _load_file(text, os.path.abspath(text), os.path.getmtime(text))
-    names = preset_names()
-    if text not in names:
-        raise UserError(f"unknown target '{text}' (presets: {', '.join(names)}; or give a FILE.toml)")
-    return _load_preset(text)
+    return resolve_description(
+        spec,
+        kind="target",
+        file_kind="target description",
+        presets=preset_names(),
+        from_file=lambda path: _load_file(path, os.path.abspath(path), os.path.getmtime(path)),
+        from_preset=_load_preset,
+    )

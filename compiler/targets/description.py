@@ -31,13 +31,17 @@ or pJ per byte; powers ``"30 uW"`` / ``"2 mW"``.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from importlib import resources
+from typing import Any, TypeVar
 
 from nnopt.compiler.diagnostics import UserError
+
+T = TypeVar("T")
 
 MEMORY_KINDS = ("tcm", "sram", "mram", "flash", "sdram", "qspi-flash", "l2", "ddr", "ram")
 """Kinds of memory a target can describe."""
@@ -514,6 +518,54 @@ def load_toml(text: str, filename: str) -> dict[str, object]:
         else:
             location = filename
         raise UserError(f"invalid TOML: {message}", location) from None
+
+
+def preset_files(package: str) -> list[str]:
+    """Names of the ``<name>.toml`` presets shipped in `package`, sorted."""
+    folder = resources.files(package)
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_file_text(package: str, name: str) -> str:
+    """The text of the preset ``<name>.toml`` shipped in `package`."""
+    return resources.files(package).joinpath(f"{name}.toml").read_text(encoding="utf-8")
+
+
+def read_description(path: str, what: str) -> str:
+    """A description file's text; unreadable or non-UTF-8 files are one `UserError` naming `what`."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UserError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} '{path}' is not UTF-8 text") from None
+
+
+def resolve_description(
+    spec: str,
+    *,
+    kind: str,
+    file_kind: str,
+    presets: list[str],
+    from_file: Callable[[str], T],
+    from_preset: Callable[[str], T],
+) -> T:
+    """A preset name or a ``.toml`` path, loaded by `from_preset` or `from_file`.
+
+    `kind` names the thing in messages about names (``target``), `file_kind`
+    in messages about files (``target description``).
+    """
+    text = spec.strip()
+    if not text:
+        raise UserError(f"no {kind} given (a preset name or a .toml file)")
+    if text.endswith(".toml") or os.sep in text or "/" in text:
+        if not os.path.isfile(text):
+            raise UserError(f"{file_kind} '{text}' not found")
+        return from_file(text)
+    if text not in presets:
+        raise UserError(f"unknown {kind} '{text}' (presets: {', '.join(presets)}; or give a FILE.toml)")
+    return from_preset(text)
 
 
 def parse_target(text: str, filename: str = "<target>", default_name: str = "") -> Target:

@@ -44,11 +44,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-from nnopt.compiler.diagnostics import UserError
-from nnopt.compiler.targets.description import _Locator, _Reader, load_toml
+from nnopt.compiler.targets.description import (
+    _Locator,
+    _Reader,
+    load_toml,
+    preset_file_text,
+    preset_files,
+    read_description,
+    resolve_description,
+)
 
 ENCODINGS = ("differential", "offset")
 """Signed-weight encodings: a pair of cells (w+ and w-), or one cell whose mid level is zero."""
@@ -538,13 +544,12 @@ def parse_tiles(text: str, filename: str = "<tiles>", default_name: str = "") ->
 
 def preset_names() -> list[str]:
     """Names of the shipped tile presets, sorted."""
-    folder = resources.files(__name__)
-    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    return preset_files(__name__)
 
 
 def preset_text(name: str) -> str:
     """The TOML text of a shipped tile preset."""
-    return resources.files(__name__).joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return preset_file_text(__name__, name)
 
 
 @lru_cache(maxsize=32)
@@ -554,13 +559,7 @@ def _load_preset(name: str) -> TileTarget:
 
 @lru_cache(maxsize=32)
 def _load_file(path: str, mtime: float) -> TileTarget:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise UserError(f"cannot read tile target '{path}': {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"tile target '{path}' is not UTF-8 text") from None
+    text = read_description(path, "tile target")
     return parse_tiles(text, path, default_name=os.path.splitext(os.path.basename(path))[0])
 
 
@@ -568,17 +567,14 @@ def load_tiles(spec: str | TileTarget) -> TileTarget:
     """A tile target from a preset name or a ``.toml`` path (a `TileTarget` is returned as is)."""
     if isinstance(spec, TileTarget):
         return spec
-    text = spec.strip()
-    if not text:
-        raise UserError("no tile target given (a preset name or a .toml file)")
-    if text.endswith(".toml") or "/" in text or os.sep in text:
-        if not os.path.isfile(text):
-            raise UserError(f"tile target '{text}' not found")
-        return _load_file(text, os.path.getmtime(text))
-    names = preset_names()
-    if text not in names:
-        raise UserError(f"unknown tile target '{text}' (presets: {', '.join(names)}; or give a FILE.toml)")
-    return _load_preset(text)
+    return resolve_description(
+        spec,
+        kind="tile target",
+        file_kind="tile target",
+        presets=preset_names(),
+        from_file=lambda path: _load_file(path, os.path.getmtime(path)),
+        from_preset=_load_preset,
+    )
 
 
 __all__ = [
