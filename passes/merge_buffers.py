@@ -76,12 +76,12 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWal
 from nnopt.compiler.diagnostics import UserError
 from nnopt.dialects import nn
 from nnopt.passes.analysis.lifetimes import DEFAULT_SPACE, compute_lifetimes, executed_ops, value_name
-from nnopt.passes.analysis.overlap import WINDOW_OPS, overlap_pair_in, parts_profile, shift_of
+from nnopt.passes.analysis.overlap import WINDOW_OPS, overlap_pair_in, shift_of
 from nnopt.passes.analysis.places import Loc, byte_span, overlap, relocate, slice_loc
 from nnopt.passes.bufferize import bufferize_graph
 from nnopt.passes.canonicalization import nn as canonical
 from nnopt.passes.fold_pad import FoldPadIntoConv, check_not_planned, drop_unused_buffers
-from nnopt.passes.planning.problem import align_up
+from nnopt.passes.planning.problem import align_up, parts_profile
 
 UNARY_INPLACE: tuple[type[Operation], ...] = (
     nn.ReluOp,

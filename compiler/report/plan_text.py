@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nnopt.passes.analysis.overlap import union_bytes
-from nnopt.passes.planning.problem import Buffer, Plan
+from nnopt.passes.planning.problem import Buffer, Plan, union_bytes
 
 ORDINALS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Timeline letters, as TFLite Micro's PrintMemoryPlan numbers buffers (cycling after 62)."""

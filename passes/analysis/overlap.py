@@ -23,7 +23,7 @@ executor of the numpy backend checks plans without using these formulas.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,7 +155,7 @@ def overlap_pair_in(members: Iterable[SSAValue], offset: Callable[[SSAValue], in
     """True when a window op's result shares a buffer with its input at another offset.
 
     Such a buffer is *shaped*: its values are reserved only while they live
-    (`member_parts`), not the whole buffer for the whole hull of its values.
+    (`Buffer.parts` in the planning problem), not the whole buffer for the whole hull of its values.
     """
     ms = set(members)
     for y in ms:
@@ -164,28 +164,3 @@ def overlap_pair_in(members: Iterable[SSAValue], offset: Callable[[SSAValue], in
             if x in ms and offset(x) != offset(y):
                 return True
     return False
-
-
-def union_bytes(spans: Iterable[tuple[int, int]]) -> int:
-    """Bytes covered by a set of half-open byte ranges."""
-    total, end = 0, None
-    for lo, hi in sorted(spans):
-        if end is None or lo >= end:
-            total += hi - lo
-            end = hi
-        elif hi > end:
-            total += hi - end
-            end = hi
-    return total
-
-
-def parts_profile(parts: Sequence[tuple[int, int, int, int]], steps: int) -> np.ndarray:
-    """Bytes in use at every step ``0..steps-1`` by parts ``(first, last, start, end)`` (steps inclusive)."""
-    out = np.zeros(steps, dtype=np.int64)
-    if not parts:
-        return out
-    lo = min(p[0] for p in parts)
-    hi = max(p[1] for p in parts)
-    for t in range(lo, min(hi, steps - 1) + 1):
-        out[t] = union_bytes((s, e) for f, last, s, e in parts if f <= t <= last)
-    return out

@@ -23,6 +23,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from nnopt.compiler.diagnostics import UserError
 
 KINDS = ("activation", "input", "output", "scratch", "variable", "overlay")
@@ -112,13 +114,10 @@ class Problem:
         events: dict[int, int] = {}
         for b in self.buffers:
             if b.shaped:
-                rects = b.rects()
-                prev = 0
-                for t in range(b.lower, b.upper + 1):
-                    used = _union((s, e) for lo, hi, s, e in rects if lo <= t < hi) if t < b.upper else 0
-                    if used != prev:
-                        events[t] = events.get(t, 0) + used - prev
-                        prev = used
+                used = parts_profile([(lo, hi - 1, s, e) for lo, hi, s, e in b.rects()], b.upper)
+                change = np.diff(used, prepend=0, append=0)
+                for t in np.flatnonzero(change):
+                    events[int(t)] = events.get(int(t), 0) + int(change[t])
                 continue
             events[b.lower] = events.get(b.lower, 0) + b.padded_size
             events[b.upper] = events.get(b.upper, 0) - b.padded_size
@@ -171,7 +170,8 @@ class Plan:
         return self.arena_bytes / self.lower_bound - 1 if self.lower_bound else 0.0
 
 
-def _union(spans: Iterable[tuple[int, int]]) -> int:
+def union_bytes(spans: Iterable[tuple[int, int]]) -> int:
+    """Bytes covered by a set of half-open byte ranges."""
     total, end = 0, None
     for lo, hi in sorted(spans):
         if end is None or lo >= end:
@@ -179,6 +179,18 @@ def _union(spans: Iterable[tuple[int, int]]) -> int:
         elif hi > end:
             total, end = total + hi - end, hi
     return total
+
+
+def parts_profile(parts: Sequence[tuple[int, int, int, int]], steps: int) -> np.ndarray:
+    """Bytes in use at every step ``0..steps-1`` by parts ``(first, last, start, end)`` (steps inclusive)."""
+    out = np.zeros(steps, dtype=np.int64)
+    if not parts:
+        return out
+    lo = min(p[0] for p in parts)
+    hi = max(p[1] for p in parts)
+    for t in range(lo, min(hi, steps - 1) + 1):
+        out[t] = union_bytes((s, e) for f, last, s, e in parts if f <= t <= last)
+    return out
 
 
 class PlanError(Exception):
